@@ -1,0 +1,171 @@
+"""A FastAPI route with a lean transport: raw body -> request model -> endpoint -> orjson bytes.
+
+FastAPI documents the route from its endpoint's signature (request model, response model, examples)
+exactly as for any route. Serving it skips what costs the most on this path and adds nothing here:
+Starlette's Request/Response objects, the dependency machinery, the standard-library JSON parser,
+per-element validation of large arrays and ``jsonable_encoder``. Instead the body bytes go straight
+to pydantic-core's JSON parser (``model_validate_json``), arrays become NumPy once
+(``service.api.arrays``), and the endpoint's result, NumPy arrays included, is serialised by orjson.
+
+Large bodies are parsed, computed and serialised in a worker thread, at most
+``compute_concurrency`` at a time per process, so that the event loop keeps answering small requests
+and health checks while a big batch is being crunched.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import orjson
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
+from starlette.types import Receive, Scope, Send
+
+from service.api.arrays import ArrayLimits, decode_context
+from service.api.errors import (
+    PROBLEM_CONTENT_TYPE,
+    Problem,
+    problem_from_invalid_input,
+    problem_from_validation_error,
+)
+from service.core import InvalidInputError
+
+__all__ = ["LeanJSONRoute", "TransportLimits"]
+
+JSON_CONTENT_TYPE = b"application/json"
+_PROBLEM_CONTENT_TYPE = PROBLEM_CONTENT_TYPE.encode()
+_DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+@dataclass(frozen=True, slots=True)
+class TransportLimits:
+    """What one request may cost: body size, array size, and when to leave the event loop."""
+
+    max_body_bytes: int
+    arrays: ArrayLimits
+    offload_bytes: int
+    compute_concurrency: int
+
+
+class _Disconnected(Exception):
+    """The client went away before sending its whole body."""
+
+
+def _request_model(endpoint: Callable[..., Any]) -> type[BaseModel]:
+    hints = typing.get_type_hints(endpoint)
+    parameters = list(inspect.signature(endpoint).parameters)
+    if len(parameters) != 1:
+        raise TypeError(f"{endpoint.__name__} must take exactly one parameter: its request model")
+    model = hints[parameters[0]]
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise TypeError(f"{endpoint.__name__}'s parameter must be annotated with a pydantic model")
+    return model
+
+
+def _media_type(value: bytes) -> bytes:
+    return value.split(b";", 1)[0].strip().lower()
+
+
+class LeanJSONRoute(APIRoute):
+    """An ``APIRoute`` whose ASGI app is the lean JSON path described in the module docstring.
+
+    The endpoint is a plain function ``(request_model) -> dict`` whose values may be NumPy arrays; it
+    raises ``InvalidInputError`` for content it refuses (422).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        limits: TransportLimits,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self._model = _request_model(endpoint)
+        self._compute = endpoint
+        self._limits = limits
+        self._limiter: anyio.CapacityLimiter | None = None
+        self.app = self._serve
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            self._check_headers(scope)
+            body = await self._read_body(receive)
+        except Problem as problem:
+            await _send(send, problem.status, problem.to_bytes(), _PROBLEM_CONTENT_TYPE, close=True)
+            return
+        except _Disconnected:
+            return
+        if len(body) > self._limits.offload_bytes:
+            if self._limiter is None:
+                self._limiter = anyio.CapacityLimiter(self._limits.compute_concurrency)
+            status, data, content_type = await anyio.to_thread.run_sync(
+                self._respond, body, limiter=self._limiter
+            )
+        else:
+            status, data, content_type = self._respond(body)
+        await _send(send, status, data, content_type)
+
+    def _check_headers(self, scope: Scope) -> None:
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                media_type = _media_type(value)
+                if media_type != JSON_CONTENT_TYPE and not media_type.endswith(b"+json"):
+                    shown = media_type.decode("latin-1")[:60]
+                    raise Problem(
+                        415,
+                        f"Content-Type {shown} is not supported; send the body as application/json",
+                        headers={"Accept-Post": "application/json"},
+                    )
+            elif name == b"content-length":
+                if not value.isdigit():
+                    raise Problem(400, "the Content-Length header is not a number")
+                if int(value) > self._limits.max_body_bytes:
+                    raise self._too_large()
+
+    def _too_large(self) -> Problem:
+        limit = self._limits.max_body_bytes
+        return Problem(
+            413,
+            f"the request body is larger than the limit of {limit} bytes (XENT_MAX_BODY_BYTES)",
+        )
+
+    async def _read_body(self, receive: Receive) -> bytearray:
+        body = bytearray()
+        limit = self._limits.max_body_bytes
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            body += message.get("body", b"")
+            if len(body) > limit:
+                raise self._too_large()
+            if not message.get("more_body", False):
+                return body
+
+    def _respond(self, body: bytearray) -> tuple[int, bytes, bytes]:
+        try:
+            request = self._model.model_validate_json(body, context=decode_context(body, self._limits.arrays))
+            payload = self._compute(request)
+            return 200, orjson.dumps(payload, option=_DUMP_OPTIONS), JSON_CONTENT_TYPE
+        except ValidationError as error:
+            problem = problem_from_validation_error(error)
+        except InvalidInputError as error:
+            problem = problem_from_invalid_input(error)
+        return problem.status, problem.to_bytes(), _PROBLEM_CONTENT_TYPE
+
+
+async def _send(send: Send, status: int, data: bytes, content_type: bytes, *, close: bool = False) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(data)).encode())]
+    if close:
+        # The rest of the body was not read; the connection cannot carry another request.
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})

@@ -1,0 +1,68 @@
+"""Runtime configuration, read from ``XENT_*`` environment variables (or a ``.env`` file) on demand.
+
+Nothing here reads the environment at import time: ``Settings()`` does, when the process entry point
+(``python -m service``) or a test asks for it, and ``create_app(settings)`` takes the result.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["LogLevel", "Settings"]
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each field is the environment variable ``XENT_<FIELD NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="XENT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+    host: str = Field(default="127.0.0.1", description="Interface to bind (XENT_HOST).")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port (XENT_PORT).")
+    workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes (XENT_WORKERS).")
+    max_body_bytes: int = Field(
+        default=128 * MIB,
+        ge=1024,
+        description=(
+            "Largest request body accepted, in bytes; larger gets 413 (XENT_MAX_BODY_BYTES). The "
+            "default admits a 4096 x 1000 float64 batch written as JSON (about 80 MB)."
+        ),
+    )
+    max_elements: int = Field(
+        default=16 * MIB,
+        ge=1,
+        description="Most numbers one array of a request may hold (XENT_MAX_ELEMENTS).",
+    )
+    max_dims: int = Field(
+        default=8, ge=1, le=8, description="Most dimensions one array may have (XENT_MAX_DIMS)."
+    )
+    log_level: LogLevel = Field(default="info", description="Log verbosity (XENT_LOG_LEVEL).")
+    offload_bytes: int = Field(
+        default=64 * 1024,
+        ge=0,
+        description=(
+            "Bodies larger than this are parsed and computed in a worker thread so that the event "
+            "loop keeps serving other requests; smaller ones are cheaper inline (XENT_OFFLOAD_BYTES)."
+        ),
+    )
+    compute_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description=(
+            "Most large requests computed at once per process; the others wait their turn, which "
+            "bounds memory (XENT_COMPUTE_CONCURRENCY)."
+        ),
+    )
