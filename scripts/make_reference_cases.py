@@ -1,0 +1,369 @@
+"""Compute reference cases with PyTorch for what the golden file does not cover.
+
+    pip install -e '.[bench]'          # torch==2.13.0, from this machine's disk
+    python scripts/make_reference_cases.py            # rewrite tests/data/extra_cases.json
+    python scripts/make_reference_cases.py --check    # fail if the file is not what torch gives now
+
+Every expected value comes from PyTorch: ``F.cross_entropy`` and autograd for logits, ``F.nll_loss``
+(or the documented formula written in torch ops where PyTorch has no mode, i.e. probabilities and
+label smoothing on log-probabilities) for the other inputs. The service never imports torch; this
+script and the benchmarks are the only places it runs. Add a case by appending to ``cross_entropy_specs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+try:
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+except ImportError:  # pragma: no cover - depends on the environment
+    sys.exit("this script needs PyTorch: pip install -e '.[bench]'")
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "extra_cases.json"
+TOLERANCES = {"float64": (1e-9, 1e-12), "float32": (1e-5, 1e-6)}
+ALL_CE_OUTPUTS = ["losses", "softmax", "log_softmax", "grad", "predictions", "target_probability"]
+
+Json = dict[str, Any]
+
+
+def _rounded(array: Any) -> Any:
+    return np.round(array, 6).tolist()
+
+
+def _distributions(rng: np.random.Generator, shape: tuple[int, ...], axis: int) -> np.ndarray[Any, Any]:
+    raw = rng.random(shape) + 0.05
+    return raw / raw.sum(axis=axis, keepdims=True)
+
+
+def _to_json(tensor: torch.Tensor) -> Any:
+    value = tensor.detach().cpu().numpy()
+    return value.item() if value.ndim == 0 else value.tolist()
+
+
+def cross_entropy_reference(request: Json) -> tuple[Json, Json]:
+    """(expected response fields, non-finite torch results) for a /v1/cross-entropy request."""
+    kind = next(k for k in ("logits", "probabilities", "log_probabilities") if k in request)
+    dtype = torch.float32 if request.get("dtype") == "float32" else torch.float64
+    x = torch.tensor(request[kind], dtype=dtype, requires_grad=True)
+    raw_target = request["target"] if "target" in request else request["labels"]
+    soft = np.ndim(raw_target) == x.ndim
+    target = torch.tensor(raw_target, dtype=dtype if soft else torch.int64)
+    weight = torch.tensor(request["weight"], dtype=dtype) if "weight" in request else None
+    ignore_index = request.get("ignore_index", -100)
+    reduction = request.get("reduction", "mean")
+    smoothing = request.get("label_smoothing", 0.0)
+    epsilon = request.get("epsilon", float(np.finfo(np.float64).eps))
+    outputs = request.get("outputs", ["losses", "softmax"])
+    class_dim = 0 if x.ndim == 1 else 1
+    classes = x.shape[class_dim]
+
+    if kind == "logits":
+        log_q = torch.log_softmax(x, class_dim)
+        q = torch.softmax(x, class_dim)
+    elif kind == "probabilities":
+        log_q = torch.log(torch.clamp(x, epsilon, 1.0))
+        q = x
+    else:
+        log_q = x
+        q = torch.exp(x)
+
+    def loss_of(red: str) -> torch.Tensor:
+        if kind == "logits":
+            options: Json = {"weight": weight, "reduction": red, "label_smoothing": smoothing}
+            if not soft:
+                options["ignore_index"] = ignore_index
+            return F.cross_entropy(x, target, **options)
+        if not soft and smoothing == 0:
+            return F.nll_loss(log_q, target, weight=weight, ignore_index=ignore_index, reduction=red)
+        # PyTorch has no probability input and nll_loss no smoothing: its formula, in torch ops.
+        shape = [1] * x.ndim
+        shape[class_dim] = classes
+        w = (weight if weight is not None else torch.ones(classes, dtype=dtype)).reshape(shape)
+        if soft:
+            losses = -(w * ((1 - smoothing) * target + smoothing / classes) * log_q).sum(class_dim)
+            denominator = torch.tensor(float(losses.numel()), dtype=dtype)
+        else:
+            keep = target != ignore_index
+            safe = torch.where(keep, target, torch.zeros_like(target))
+            picked = log_q.gather(class_dim, safe.unsqueeze(class_dim)).squeeze(class_dim)
+            target_weight = w.flatten()[safe] * keep
+            smooth = -(w * log_q).sum(class_dim) * keep
+            losses = (1 - smoothing) * target_weight * -picked + smoothing / classes * smooth
+            denominator = target_weight.sum()
+        if red == "none":
+            return losses
+        return losses.sum() if red == "sum" else losses.sum() / denominator
+
+    loss = loss_of(reduction)
+    (loss if reduction != "none" else loss.sum()).backward()
+    assert x.grad is not None
+    expected: Json = {}
+    nonfinite: Json = {}
+    if reduction == "none":
+        expected["loss"] = None
+    elif math.isfinite(loss.item()):
+        expected["loss"] = loss.item()
+    else:
+        nonfinite["loss"] = "nan" if math.isnan(loss.item()) else "inf"
+    undefined = "loss" in nonfinite
+
+    keep = None if soft else (target != ignore_index)
+    expected["count"] = int(keep.sum()) if keep is not None else int(target.numel() // classes)
+    values: Json = {
+        "losses": lambda: _to_json(loss_of("none")),
+        "softmax": lambda: _to_json(q),
+        "log_softmax": lambda: _to_json(log_q),
+        # The contract: zeros where PyTorch's NaN case applies.
+        "grad": lambda: _to_json(torch.zeros_like(x) if undefined else x.grad),
+        "predictions": lambda: _to_json(torch.argmax(x, class_dim)),
+    }
+    for name in outputs:
+        if name in values:
+            expected[name] = values[name]()
+    if "target_probability" in outputs and keep is not None:
+        safe = torch.where(keep, target, torch.zeros_like(target))
+        picked = q.gather(class_dim, safe.unsqueeze(class_dim)).squeeze(class_dim)
+        picked_list = np.where(keep.numpy(), picked.detach().numpy(), np.nan)
+        expected["target_probability"] = _with_nulls(picked_list)
+    return expected, nonfinite
+
+
+def _with_nulls(array: np.ndarray[Any, Any]) -> Any:
+    if array.ndim == 0:
+        return None if np.isnan(array) else float(array)
+    return [_with_nulls(item) for item in array]
+
+
+def cross_entropy_specs() -> list[tuple[str, Json, str]]:
+    rng = np.random.default_rng(20261125)
+    logits = lambda *shape: _rounded(rng.normal(0, 2, shape))  # noqa: E731
+    return [
+        (
+            "kdim_soft_weighted_smoothing",
+            {
+                "logits": logits(2, 3, 4),
+                "target": _rounded(_distributions(rng, (2, 3, 4), 1)),
+                "weight": [0.5, 2.0, 1.0],
+                "label_smoothing": 0.1,
+                "outputs": ["losses", "softmax", "log_softmax", "grad", "predictions"],
+            },
+            "K-dim soft targets: mean divides by N*d1 elements",
+        ),
+        (
+            "kdim_probabilities_ignored_target_probability",
+            {
+                "probabilities": _rounded(_distributions(rng, (2, 3, 2), 1)),
+                "target": [[0, -100], [2, 1]],
+                "outputs": ALL_CE_OUTPUTS,
+            },
+            "target_probability is null at the ignored position",
+        ),
+        (
+            "kdim_4d_sum",
+            {
+                "logits": logits(2, 3, 2, 2),
+                "target": rng.integers(0, 3, (2, 2, 2)).tolist(),
+                "reduction": "sum",
+                "outputs": ALL_CE_OUTPUTS,
+            },
+            "(N, C, d1, d2)",
+        ),
+        (
+            "unbatched_ignored_mean",
+            {"logits": logits(4), "target": -100, "outputs": ["losses", "grad"]},
+            "torch: NaN; contract: loss null, grad zeros",
+        ),
+        (
+            "weights_sum_zero_mean",
+            {
+                "logits": logits(3, 3),
+                "target": [0, 0, 0],
+                "weight": [0.0, 1.0, 2.0],
+                "outputs": ["losses", "grad"],
+            },
+            "targets' weights sum to 0: torch NaN; contract: loss null, grad zeros",
+        ),
+        (
+            "weights_sum_zero_smoothing",
+            {
+                "logits": logits(2, 3),
+                "target": [0, 0],
+                "weight": [0.0, 1.0, 2.0],
+                "label_smoothing": 0.2,
+                "outputs": ["losses", "grad"],
+            },
+            "smoothing terms are non-zero but the mean's denominator is 0",
+        ),
+        (
+            "weights_sum_zero_sum_reduction",
+            {
+                "logits": logits(2, 3),
+                "target": [0, 0],
+                "weight": [0.0, 1.0, 2.0],
+                "label_smoothing": 0.2,
+                "reduction": "sum",
+                "outputs": ["losses", "grad"],
+            },
+            "'sum' is defined where 'mean' is not",
+        ),
+        (
+            "label_smoothing_one",
+            {
+                "logits": logits(3, 4),
+                "target": [3, 0, 1],
+                "label_smoothing": 1.0,
+                "outputs": ["losses", "grad"],
+            },
+            "s = 1: the uniform distribution",
+        ),
+        (
+            "log_probabilities_soft_smoothing",
+            {
+                "log_probabilities": _rounded(np.log(_distributions(rng, (3, 4), 1))),
+                "target": _rounded(_distributions(rng, (3, 4), 1)),
+                "label_smoothing": 0.1,
+                "weight": [1.0, 0.5, 2.0, 1.0],
+                "outputs": ["losses", "softmax", "grad"],
+            },
+            "log-probabilities with soft targets",
+        ),
+        (
+            "log_probabilities_smoothing_ignored",
+            {
+                "log_probabilities": _rounded(np.log(_distributions(rng, (4, 3), 1))),
+                "target": [2, -100, 0, 1],
+                "label_smoothing": 0.3,
+                "outputs": ["losses", "grad", "target_probability"],
+            },
+            "label smoothing on log-probabilities with an ignored target",
+        ),
+        (
+            "float32_kdim_soft",
+            {
+                "logits": logits(2, 4, 3),
+                "target": _rounded(_distributions(rng, (2, 4, 3), 1)),
+                "dtype": "float32",
+                "outputs": ["losses", "softmax", "grad"],
+            },
+            "float32 K-dim",
+        ),
+        (
+            "float32_probabilities_clipped",
+            {
+                "probabilities": [[0.0, 0.25, 0.75], [0.5, 0.5, 0.0]],
+                "target": [0, 2],
+                "dtype": "float32",
+                "reduction": "none",
+                "outputs": ["losses", "grad"],
+            },
+            "p = 0 at the target: clipped to epsilon, gradient 0 outside the clip",
+        ),
+        (
+            "probabilities_custom_epsilon",
+            {
+                "probabilities": [[0.0, 0.4, 0.6], [0.001, 0.999, 0.0]],
+                "target": [0, 0],
+                "epsilon": 0.01,
+                "outputs": ["losses", "log_softmax", "grad"],
+            },
+            "epsilon 0.01 clips 0.001 and 0",
+        ),
+        (
+            "unbatched_probabilities_weighted",
+            {
+                "probabilities": [0.2, 0.5, 0.3],
+                "target": 1,
+                "weight": [1.0, 3.0, 1.0],
+                "outputs": ALL_CE_OUTPUTS,
+            },
+            "unbatched 'mean' with weight: w[t] cancels",
+        ),
+        (
+            "ties_predict_first",
+            {
+                "logits": [[1.0, 3.0, 3.0], [0.0, 0.0, 0.0]],
+                "target": [2, 1],
+                "outputs": ["losses", "predictions", "target_probability"],
+            },
+            "argmax ties -> first index",
+        ),
+        (
+            "float32_extreme_logits",
+            {
+                "logits": [[1e30, -1e30, 0.0], [-3e37, 3e37, 1.0]],
+                "target": [0, 2],
+                "dtype": "float32",
+                "reduction": "none",
+                "outputs": ["losses", "softmax", "log_softmax", "grad"],
+            },
+            "float32 log-sum-exp with a spread of 6e37",
+        ),
+        (
+            "batch_32x20_weighted_smoothing_ignored",
+            {
+                "logits": logits(32, 20),
+                "target": [int(v) if v % 7 else -100 for v in rng.integers(0, 20, 32)],
+                "weight": _rounded(rng.random(20) * 2),
+                "label_smoothing": 0.05,
+                "outputs": ALL_CE_OUTPUTS,
+            },
+            "a larger batch with every option",
+        ),
+        (
+            "labels_alias_soft_sum",
+            {
+                "logits": logits(2, 3),
+                "labels": [[1, 0, 0], [0, 0, 1]],
+                "reduction": "sum",
+                "outputs": ["losses", "grad"],
+            },
+            "one-hot targets written as JSON integers are class probabilities",
+        ),
+    ]
+
+
+def build() -> Json:
+    cases = []
+    for name, request, note in cross_entropy_specs():
+        expected, nonfinite = cross_entropy_reference(request)
+        rtol, atol = TOLERANCES[request.get("dtype", "float64")]
+        case: Json = {
+            "name": name,
+            "endpoint": "/v1/cross-entropy",
+            "request": request,
+            "expected": expected,
+            "rtol": rtol,
+            "atol": atol,
+            "note": note,
+        }
+        if nonfinite:
+            case["torch_nonfinite"] = nonfinite
+        cases.append(case)
+    return {"version": 1, "generated_with": f"torch {torch.__version__}", "cases": cases}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    args = parser.parse_args()
+    torch.use_deterministic_algorithms(True)
+    text = json.dumps(build(), indent=1) + "\n"
+    if args.check:
+        if OUT.read_text() != text:
+            sys.exit(f"{OUT} differs from what torch {torch.__version__} computes now")
+        print(f"{OUT} is up to date")
+        return
+    OUT.write_text(text)
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Bad requests get a clear 422 problem+json naming the field, the position and the problem."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+L = [[-1, 0.5, 2], [-1, 0.5, 3]]  # the seed's logits: N = 2, C = 3
+P = [[0.2, 0.3, 0.5], [0.1, 0.1, 0.8]]
+
+
+def body(**fields: Any) -> dict[str, Any]:
+    return {"logits": L, "target": [1, 2], **fields}
+
+
+# (id, request body (a dict, or raw bytes), location of the first error or None, message fragment)
+# fmt: off
+BAD: list[tuple[str, Any, list[Any] | None, str]] = [
+    ("target-out-of-range", body(target=[1, 7]), ["target", 1], "target[1] = 7 is out of range for 3 classes"),
+    ("target-negative", body(target=[-1, 0]), ["target", 0], "target[0] = -1 is out of range for 3 classes"),
+    ("target-bool", body(target=[True, 1]), ["target", 0], "target[0] = true is a boolean, not a number"),
+    ("target-fraction", body(target=[1.5, 0]), ["target", 0], "target[0] = 1.5 is not a class index"),
+    ("target-float-literal", body(target=[1.0, 0.0]), ["target"], "class indices are JSON integers"),
+    ("target-string", body(target=["2", 1]), ["target", 0], "target[0] = '2' is a string"),
+    ("target-huge-int", b'{"logits": [[1, 2]], "target": [100000000000000000000000000000]}', ["target", 0], "target[0] = 100000000000000000000000000000 is outside the 64-bit integer range"),
+    ("target-object", body(target=[{"class": 1}, 1]), ["target", 0], "target[0] = an object is not a number"),
+    ("target-missing", {"logits": L}, ["target"], "target: field required"),
+    ("target-batch-mismatch", body(target=[1]), ["target"], "target has shape (1,) but logits of shape (2, 3) needs class indices of shape (2,)"),
+    ("target-kdim-mismatch", {"logits": [[[0.0] * 4] * 3] * 2, "target": [[0] * 5] * 2}, ["target"], "needs class indices of shape (2, 4)"),
+    ("target-and-labels", body(labels=[1, 2]), [], "either `target` or its alias `labels`, not both"),
+    ("logits-string", body(logits=[[-1, "0.5", 2], [-1, 0.5, 3]]), ["logits", 0, 1], "logits[0][1] = '0.5' is a string"),
+    ("logits-bool", body(logits=[[-1, 0.5, 2], [-1, False, 3]]), ["logits", 1, 1], "logits[1][1] = false is a boolean"),
+    ("logits-null", body(logits=[[-1, None, 2], [-1, 0.5, 3]]), ["logits", 0, 1], "logits[0][1] is null, not a number"),
+    ("logits-nan", b'{"logits": [[-1, NaN, 2], [-1, 0.5, 3]], "target": [1, 2]}', ["logits", 0, 1], "logits[0][1] = NaN is not a finite number"),
+    ("logits-infinity", b'{"logits": [[-1, 0.5, 2], [-1, 0.5, Infinity]], "target": [1, 2]}', ["logits", 1, 2], "logits[1][2] = Infinity is not a finite number"),
+    ("logits-minus-infinity", b'{"logits": [[-Infinity, 0.5, 2], [-1, 0.5, 3]], "target": [1, 2]}', ["logits", 0, 0], "logits[0][0] = -Infinity is not a finite number"),
+    ("logits-overflowing-literal", b'{"logits": [[-1, 0.5, 1e400], [-1, 0.5, 3]], "target": [1, 2]}', ["logits", 0, 2], "logits[0][2] = Infinity is not a finite number"),
+    ("logits-ragged", body(logits=[[-1, 0.5, 2], [-1, 0.5]]), ["logits", 1], "logits[1] has 2 elements but logits[0] has 3"),
+    ("logits-mixed-depth", body(logits=[[-1, 0.5, 2], 3]), ["logits", 1], "logits[1] is 3 where an array is expected"),
+    ("logits-scalar", body(logits=1.5), ["logits"], "logits must be an array"),
+    ("logits-empty", body(logits=[], target=[]), ["logits"], "every dimension needs at least one element"),
+    ("logits-empty-row", body(logits=[[]], target=[0]), ["logits"], "every dimension needs at least one element"),
+    ("logits-too-deep", body(logits=[[[[[[[[[1.0]]]]]]]]]), ["logits"], "logits has 9 dimensions; at most 8"),
+    ("logits-too-many", body(logits=[[0.0] * 1000] * 101, target=[0] * 101), ["logits"], "at most 100000 are accepted"),
+    ("logits-spread-overflow", body(logits=[[1.7e308, -1.7e308, 0], [-1, 0.5, 3]]), ["logits", 0, ":"], "logits[0][:]: the spread max - min of these logits overflows"),
+    ("logits-float32-range", body(logits=[[-1, 0.5, 1e39], [-1, 0.5, 3]], dtype="float32"), ["logits", 0, 2], "is outside the float32 range"),
+    ("loss-overflows", body(logits=[[0.0, -1.5e308, 0.0], [0.0, -1.5e308, 0.0]], target=[1, 1], reduction="sum"), ["logits"], "the loss of these logits is not representable in float64"),
+    ("no-input", {"target": [1, 2]}, [], "exactly one of logits, probabilities, log_probabilities is required (found: none)"),
+    ("two-inputs", body(probabilities=P), [], "(found: logits, probabilities)"),
+    ("unknown-field", body(temperature=2), ["temperature"], "temperature: unknown field"),
+    ("reduction-unknown", body(reduction="avg"), ["reduction"], "reduction: Input should be 'mean', 'sum' or 'none'"),
+    ("label-smoothing-above-1", body(label_smoothing=1.5), ["label_smoothing"], "less than or equal to 1"),
+    ("label-smoothing-negative", body(label_smoothing=-0.1), ["label_smoothing"], "greater than or equal to 0"),
+    ("label-smoothing-string", body(label_smoothing="0.1"), ["label_smoothing"], "label_smoothing: must be a number"),
+    ("label-smoothing-nan", b'{"logits": [[1, 2]], "target": [0], "label_smoothing": NaN}', ["label_smoothing"], "finite number"),
+    ("epsilon-zero", body(epsilon=0), ["epsilon"], "greater than 0"),
+    ("epsilon-half", body(epsilon=0.5), ["epsilon"], "less than 0.5"),
+    ("dtype-unknown", body(dtype="float16"), ["dtype"], "dtype: Input should be 'float64' or 'float32'"),
+    ("outputs-unknown", body(outputs=["losses", "loss"]), ["outputs", 1], "outputs[1]: Input should be"),
+    ("outputs-string", body(outputs="losses"), ["outputs"], "outputs: must be an array"),
+    ("ignore-index-bool", body(ignore_index=True), ["ignore_index"], "ignore_index: must be an integer"),
+    ("ignore-index-float", body(ignore_index=1.5), ["ignore_index"], "ignore_index: must be an integer"),
+    ("ignore-index-with-soft-targets", body(target=P, ignore_index=-100), ["ignore_index"], "ignore_index applies to class-index targets only"),
+    ("weight-length", body(weight=[1, 2]), ["weight"], "weight has shape (2,); it needs one weight per class: (3,)"),
+    ("weight-scalar", body(weight=2.0), ["weight"], "weight has shape ()"),
+    ("weight-negative", body(weight=[1, -1, 1]), ["weight", 1], "weight[1] = -1.0 is negative"),
+    ("weight-nan", b'{"logits": [[1, 2]], "target": [0], "weight": [1, NaN]}', ["weight", 1], "weight[1] = NaN is not a finite number"),
+    ("soft-target-shape", body(target=[[0.5, 0.5], [0.5, 0.5]]), ["target"], "target has shape (2, 2) but logits of shape (2, 3) needs class indices of shape (2,) or class probabilities of shape (2, 3)"),
+    ("soft-target-sum", body(target=[[0.5, 0.2, 0.1], [0, 0, 1]]), ["target", 0, ":"], "target[0][:] is not a probability distribution: sums to 0.8, not 1"),
+    ("soft-target-negative", body(target=[[1.5, -0.5, 0], [0, 0, 1]]), ["target", 0, 0], "target[0][0] = 1.5 is outside [0, 1]"),
+    ("probabilities-above-1", {"probabilities": [[1.2, -0.2, 0]], "target": [0]}, ["probabilities", 0, 0], "probabilities[0][0] = 1.2 is outside [0, 1]"),
+    ("probabilities-sum", {"probabilities": [[0.2, 0.3, 0.4]], "target": [0]}, ["probabilities", 0, ":"], "probabilities[0][:] is not a probability distribution: sums to 0.9"),
+    ("log-probabilities-positive", {"log_probabilities": [[0.1, -2.0]], "target": [0]}, ["log_probabilities", 0, 0], "is positive: a log-probability is <= 0"),
+    ("log-probabilities-unnormalised", {"log_probabilities": [[-1.0, -1.0]], "target": [0]}, ["log_probabilities", 0, ":"], "exp() of it sums to"),
+    ("not-json", b"logits=1&target=2", [], "the body is not valid JSON"),
+    ("empty-body", b"", [], "the body is not valid JSON"),
+    ("json-array-body", b"[1, 2, 3]", [], "must be a JSON object"),
+    ("invalid-utf8", b'{"logits": [[1, 2]], "target": [0], "dtype": "\xff"}', [], "the body is not valid JSON"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("request_body", "loc", "fragment"), [row[1:] for row in BAD], ids=[row[0] for row in BAD]
+)
+async def test_bad_request_gets_a_clear_422(
+    client: httpx.AsyncClient, request_body: Any, loc: list[Any] | None, fragment: str
+) -> None:
+    content = request_body if isinstance(request_body, bytes) else orjson.dumps(request_body)
+    response = await client.post(
+        "/v1/cross-entropy", content=content, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 422
+    assert problem["type"] == "/problems/invalid-input"
+    assert problem["title"]
+    messages = [error["msg"] for error in problem["errors"]]
+    assert any(fragment in message for message in messages), messages
+    assert fragment in problem["detail"] or len(problem["errors"]) > 1
+    if loc is not None:
+        assert loc in [error["loc"] for error in problem["errors"]], problem["errors"]
+    # No stack trace, no echo of the whole input.
+    assert "Traceback" not in response.text
+    assert len(response.content) < 2000
+
+
+def test_the_table_is_large() -> None:
+    assert len(BAD) >= 30
+    assert len({row[0] for row in BAD}) == len(BAD)

@@ -1,0 +1,114 @@
+"""POST /v1/cross-entropy over HTTP (in process, through httpx's ASGITransport)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from service.api.schemas import CrossEntropyResponse
+from tests.reference import Case, assert_matches, cases_for, request_of
+
+pytestmark = pytest.mark.anyio
+
+CASES = cases_for("/v1/cross-entropy")
+SEED = {"logits": [[-1, 0.5, 2], [-1, 0.5, 3]], "target": [1, 2]}
+FASHION: dict[str, Any] = {
+    "probabilities": [[0.1058, 0.1043, 0.0988, 0.1066, 0.0875, 0.0881, 0.1027, 0.1046, 0.1057, 0.0958]],
+    "target": [4],
+}
+
+
+async def _post(client: httpx.AsyncClient, body: Any) -> dict[str, Any]:
+    response = await client.post("/v1/cross-entropy", json=body)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert b"NaN" not in response.content and b"Infinity" not in response.content
+    data: dict[str, Any] = response.json()
+    CrossEntropyResponse.model_validate(data)  # the documented schema holds
+    return data
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
+async def test_reference_case_over_http(client: httpx.AsyncClient, case: Case) -> None:
+    data = await _post(client, request_of(case))
+    assert_matches(case, data)
+    requested = set(case["request"].get("outputs", ["losses", "softmax"]))
+    assert set(data) == {"loss", "count"} | requested
+
+
+async def test_seed_logits_to_four_decimals(client: httpx.AsyncClient) -> None:
+    data = await _post(client, SEED)
+    assert round(data["loss"], 4) == 0.9185
+    assert [round(v, 4) for v in data["losses"]] == [1.7413, 0.0957]
+    assert np.round(data["softmax"], 4).tolist() == [
+        [0.0391, 0.1753, 0.7856],
+        [0.0166, 0.0746, 0.9088],
+    ]
+    assert data["count"] == 2
+
+
+async def test_seed_fashion_mnist_probabilities(client: httpx.AsyncClient) -> None:
+    assert sum(FASHION["probabilities"][0]) == pytest.approx(0.9999)
+    data = await _post(client, FASHION)
+    assert round(data["loss"], 4) == 2.4361
+    assert data["softmax"] == FASHION["probabilities"]
+
+
+async def test_labels_is_an_alias_of_target(client: httpx.AsyncClient) -> None:
+    by_target = await _post(client, SEED)
+    by_labels = await _post(client, {"logits": SEED["logits"], "labels": SEED["target"]})
+    assert by_labels == by_target
+
+
+async def test_unbatched_input_gives_scalars(client: httpx.AsyncClient) -> None:
+    data = await _post(
+        client,
+        {
+            "logits": [-1, 0.5, 2],
+            "target": 1,
+            "outputs": ["losses", "predictions", "target_probability"],
+        },
+    )
+    assert isinstance(data["losses"], float)
+    assert data["predictions"] == 2
+    assert data["target_probability"] == pytest.approx(0.17529039214)
+
+
+async def test_every_target_ignored_gives_null_loss_and_zero_grad(
+    client: httpx.AsyncClient,
+) -> None:
+    data = await _post(
+        client,
+        {
+            "logits": SEED["logits"],
+            "target": [-100, -100],
+            "outputs": ["grad", "target_probability"],
+        },
+    )
+    assert data["loss"] is None
+    assert data["count"] == 0
+    assert data["grad"] == [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    assert data["target_probability"] == [None, None]
+
+
+async def test_float32_results_are_written_as_float32(client: httpx.AsyncClient) -> None:
+    data = await _post(client, {**SEED, "dtype": "float32"})
+    # The shortest decimal that round-trips the float32, not the float64 widening of it.
+    assert repr(data["loss"]) == str(np.float32(data["loss"]))
+    assert len(repr(data["loss"])) < len(repr(float(np.float32(data["loss"]))))
+    assert round(data["loss"], 4) == 0.9185
+
+
+async def test_outputs_selects_the_arrays_returned(client: httpx.AsyncClient) -> None:
+    data = await _post(client, {**SEED, "outputs": []})
+    assert set(data) == {"loss", "count"}
+    data = await _post(client, {**SEED, "outputs": ["predictions", "grad"]})
+    assert set(data) == {"loss", "count", "predictions", "grad"}
+
+
+async def test_integer_literals_are_numbers(client: httpx.AsyncClient) -> None:
+    data = await _post(client, {"logits": [[1, 2, 3]], "target": [0], "weight": [1, 2, 3]})
+    assert data["loss"] == pytest.approx(2.40760596444438)

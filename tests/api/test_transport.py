@@ -1,0 +1,103 @@
+"""How the service answers at the HTTP level: content types, sizes, routes, methods."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from service.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+SEED = b'{"logits": [[-1, 0.5, 2], [-1, 0.5, 3]], "target": [1, 2]}'
+
+
+def _assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, object] = response.json()
+    assert body["status"] == status
+    assert isinstance(body["title"], str) and body["title"]
+    assert isinstance(body["type"], str) and body["type"]
+    assert isinstance(body["detail"], str) and body["detail"]
+    return body
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "APPLICATION/JSON",
+        "application/problem+json",
+    ],
+)
+async def test_json_content_types_are_accepted(client: httpx.AsyncClient, content_type: str) -> None:
+    response = await client.post("/v1/cross-entropy", content=SEED, headers={"content-type": content_type})
+    assert response.status_code == 200
+
+
+async def test_a_missing_content_type_is_read_as_json(client: httpx.AsyncClient) -> None:
+    request = client.build_request("POST", "/v1/cross-entropy", content=SEED)
+    assert "content-type" not in request.headers
+    response = await client.send(request)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/xml",
+    ],
+)
+async def test_other_content_types_get_415(client: httpx.AsyncClient, content_type: str) -> None:
+    response = await client.post("/v1/cross-entropy", content=SEED, headers={"content-type": content_type})
+    body = _assert_problem(response, 415)
+    assert "application/json" in str(body["detail"])
+
+
+async def test_a_body_over_the_limit_gets_413(client: httpx.AsyncClient, settings: Settings) -> None:
+    body = b'{"logits": [' + b"0.5," * (settings.max_body_bytes // 4) + b'0.5], "target": 0}'
+    response = await client.post(
+        "/v1/cross-entropy", content=body, headers={"content-type": "application/json"}
+    )
+    problem = _assert_problem(response, 413)
+    assert str(settings.max_body_bytes) in str(problem["detail"])
+
+
+async def test_a_streamed_body_over_the_limit_gets_413(client: httpx.AsyncClient, settings: Settings) -> None:
+    chunk = b"[" + b"1," * 32_767 + b"1]"
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield b'{"logits": ['
+        for _ in range(settings.max_body_bytes // len(chunk) + 2):
+            yield chunk + b","
+        yield b'[1]], "target": 0}'
+
+    response = await client.post(
+        "/v1/cross-entropy", content=stream(), headers={"content-type": "application/json"}
+    )
+    _assert_problem(response, 413)
+
+
+async def test_unknown_route_gets_404(client: httpx.AsyncClient) -> None:
+    body = _assert_problem(await client.get("/v1/nope"), 404)
+    assert "/v1/nope" in str(body["detail"])
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+async def test_wrong_method_gets_405(client: httpx.AsyncClient, method: str) -> None:
+    response = await client.request(method, "/v1/cross-entropy")
+    _assert_problem(response, 405)
+    assert response.headers["allow"] == "POST"
+
+
+async def test_invalid_content_length_gets_400(client: httpx.AsyncClient) -> None:
+    request = client.build_request("POST", "/v1/cross-entropy", content=SEED)
+    request.headers["content-length"] = "12abc"
+    _assert_problem(await client.send(request), 400)

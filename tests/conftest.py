@@ -1,0 +1,47 @@
+"""Fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+from unittest import mock
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from service.main import create_app
+from service.settings import Settings
+
+#: Small limits, so that the tests can reach them cheaply.
+TEST_LIMITS: dict[str, Any] = {"max_body_bytes": 2 * 1024 * 1024, "max_elements": 100_000}
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings from explicit values only: whatever XENT_* the test runner has set is ignored."""
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("XENT_")}
+    with mock.patch.dict(os.environ, clean, clear=True):
+        return Settings(_env_file=None, **{**TEST_LIMITS, **overrides})
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service.test") as client:
+        yield client
