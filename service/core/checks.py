@@ -20,6 +20,7 @@ __all__ = [
     "check_distributions",
     "check_finite",
     "check_in_range",
+    "check_representable",
     "format_number",
     "issues_at",
     "raise_if",
@@ -162,3 +163,17 @@ def cast_to_dtype(
         problem = f"is outside the {dtype} range (|x| <= {limit:.8g})"
         return values, issues_at(field, bad, values, problem, "out_of_dtype_range")
     return values.astype(target), []
+
+
+def check_representable(field: str, dtype: str, results: dict[str, Any]) -> list[Issue]:
+    """A last guard on outputs: one that overflowed (e.g. a sum of losses near 1e308) is refused with
+    a clear message instead of being sent as Infinity. ``None`` entries (not computed) are skipped."""
+    issues: list[Issue] = []
+    for name, value in results.items():
+        if value is not None and not np.all(np.isfinite(value)):
+            msg = (
+                f"the {name} of these {field} is not representable in {dtype} "
+                "(it overflows); scale the input or the weights down"
+            )
+            issues.append(Issue((field,), msg, "overflow"))
+    return issues

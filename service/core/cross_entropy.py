@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,11 +36,12 @@ from service.core.checks import (
     check_distributions,
     check_finite,
     check_in_range,
-    format_number,
+    check_representable,
     issues_at,
     raise_if,
 )
 from service.core.errors import MAX_REPORTED_ISSUES, InvalidInputError, Issue, format_loc
+from service.core.options import DEFAULT_EPSILON, ComputeDtype, Reduction, check_choice, check_options
 from service.core.softmax import FloatArray
 
 __all__ = [
@@ -55,13 +56,9 @@ __all__ = [
     "cross_entropy",
 ]
 
-Reduction = Literal["mean", "sum", "none"]
 InputKind = Literal["logits", "probabilities", "log_probabilities"]
-ComputeDtype = Literal["float64", "float32"]
 CrossEntropyOutput = Literal["losses", "softmax", "log_softmax", "grad", "predictions", "target_probability"]
 
-#: float64 machine epsilon, scikit-learn's clip for probabilities.
-DEFAULT_EPSILON: Final = float(np.finfo(np.float64).eps)
 DEFAULT_IGNORE_INDEX: Final = -100
 DEFAULT_OUTPUTS: Final[tuple[CrossEntropyOutput, ...]] = ("losses", "softmax")
 
@@ -144,10 +141,17 @@ def cross_entropy(
     _check_options(input_kind, ignore_index, reduction, label_smoothing, epsilon, dtype, outputs)
     problem = _prepare(scores, target, input_kind, weight, ignore_index, epsilon, dtype)
     # Overflow is possible only in results that are genuinely out of range (a sum of huge losses);
-    # _check_representable turns those into a clear error instead of a warning and an Infinity.
+    # check_representable turns those into a clear error instead of a warning and an Infinity.
     with np.errstate(over="ignore"):
         result = _compute(problem, input_kind, reduction, label_smoothing, epsilon, frozenset(outputs))
-    _check_representable(result, input_kind, dtype)
+    finite_outputs = {
+        "loss": result.loss,
+        "losses": result.losses,
+        "softmax": result.softmax,
+        "log_softmax": result.log_softmax,
+        "grad": result.grad,
+    }
+    raise_if(check_representable(input_kind, dtype, finite_outputs))
     return result
 
 
@@ -163,28 +167,18 @@ def _check_options(
     dtype: str,
     outputs: Collection[str],
 ) -> None:
-    issues: list[Issue] = []
-    if input_kind not in get_args(InputKind):
-        issues.append(Issue(("input_kind",), f"unknown input kind {input_kind!r}", "enum"))
-    if reduction not in get_args(Reduction):
-        msg = f"reduction {reduction!r} is not one of 'mean', 'sum', 'none'"
-        issues.append(Issue(("reduction",), msg, "enum"))
-    if not 0.0 <= label_smoothing <= 1.0:
-        msg = f"label_smoothing = {format_number(label_smoothing)} is outside [0, 1]"
-        issues.append(Issue(("label_smoothing",), msg, "out_of_range"))
-    if not 0.0 < epsilon < 0.5:
-        msg = f"epsilon = {format_number(epsilon)} is outside the open interval (0, 0.5)"
-        issues.append(Issue(("epsilon",), msg, "out_of_range"))
+    issues = check_choice("input_kind", input_kind, InputKind)
+    issues += check_options(
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        epsilon=epsilon,
+        dtype=dtype,
+        outputs=outputs,
+        known_outputs=CrossEntropyOutput,
+    )
     if ignore_index is not None and not _INT64_MIN <= ignore_index <= _INT64_MAX:
         msg = f"ignore_index = {ignore_index} is outside the 64-bit integer range"
         issues.append(Issue(("ignore_index",), msg, "out_of_range"))
-    if dtype not in get_args(ComputeDtype):
-        issues.append(Issue(("dtype",), f"dtype {dtype!r} is not 'float64' or 'float32'", "enum"))
-    known = set(get_args(CrossEntropyOutput))
-    for position, name in enumerate(outputs):
-        if name not in known:
-            msg = f"outputs[{position}] = {name!r} is not one of {sorted(known)}"
-            issues.append(Issue(("outputs", position), msg, "enum"))
     raise_if(issues)
 
 
@@ -547,23 +541,3 @@ def _package(
         predictions=(np.argmax(problem.x, axis=1).reshape(batch_shape) if "predictions" in outputs else None),
         target_probability=target_probability,
     )
-
-
-def _check_representable(result: CrossEntropyResult, input_kind: str, dtype: str) -> None:
-    """A last guard: an output that overflowed (e.g. a sum of losses near 1e308) is refused, not sent."""
-    issues: list[Issue] = []
-    candidates = {
-        "loss": result.loss,
-        "losses": result.losses,
-        "softmax": result.softmax,
-        "log_softmax": result.log_softmax,
-        "grad": result.grad,
-    }
-    for name, value in candidates.items():
-        if value is not None and not np.all(np.isfinite(value)):
-            msg = (
-                f"the {name} of these {input_kind} is not representable in {dtype} "
-                "(it overflows); scale the input down"
-            )
-            issues.append(Issue((input_kind,), msg, "overflow"))
-    raise_if(issues)

@@ -11,12 +11,25 @@ so its log cannot underflow to -inf. Logits of +-1e300 therefore give exact resu
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["FloatArray", "log_softmax", "logsumexp", "softmax", "softmax_and_log_softmax"]
+from service.core.checks import cast_to_dtype, check_finite, format_number, raise_if
+from service.core.errors import InvalidInputError, Issue
+from service.core.options import ComputeDtype, check_choice
+
+__all__ = [
+    "FloatArray",
+    "default_dim",
+    "log_softmax",
+    "logsumexp",
+    "softmax",
+    "softmax_and_log_softmax",
+    "tempered_softmax",
+]
 
 FloatArray = NDArray[np.floating[Any]]
 
@@ -67,3 +80,55 @@ def softmax_and_log_softmax(x: FloatArray, axis: int = -1) -> tuple[FloatArray, 
     e /= total
     shifted -= np.log(total)
     return e, shifted
+
+
+def default_dim(ndim: int) -> int:
+    """The class dimension when none is given: 1 for batched input (ndim >= 2), else 0."""
+    return 1 if ndim >= 2 else 0
+
+
+def tempered_softmax(
+    logits: NDArray[Any],
+    *,
+    temperature: float = 1.0,
+    dim: int | None = None,
+    dtype: ComputeDtype = "float64",
+) -> tuple[FloatArray, FloatArray]:
+    """``softmax(logits / T, dim)`` and ``log_softmax(logits / T, dim)``.
+
+    ``dim`` may be negative (counted from the end); by default 1 for ndim >= 2, else 0 (PyTorch's
+    implicit choice is deprecated and differs for 3-D input, so it is fixed here). As ``T -> 0`` the
+    softmax approaches the one-hot of the argmax; as ``T`` grows, the uniform distribution.
+
+    Raises:
+        InvalidInputError: for empty or non-finite logits, a temperature that is not a positive
+            finite number, a ``dim`` out of range, or logits / T whose spread overflows the dtype.
+    """
+    issues = check_choice("dtype", dtype, ComputeDtype)
+    if not (math.isfinite(temperature) and temperature > 0):
+        msg = f"temperature = {format_number(temperature)} must be a positive finite number"
+        issues.append(Issue(("temperature",), msg, "out_of_range"))
+    if logits.ndim == 0 or logits.size == 0:
+        msg = f"logits has shape {logits.shape}: an array with at least one element per dimension is needed"
+        issues.append(Issue(("logits",), msg, "shape"))
+    elif dim is not None and not -logits.ndim <= dim < logits.ndim:
+        msg = f"dim = {dim} is out of range for logits with {logits.ndim} dimension(s)"
+        msg += f" (valid: {-logits.ndim} to {logits.ndim - 1})"
+        issues.append(Issue(("dim",), msg, "out_of_range"))
+    raise_if(issues)
+
+    axis = default_dim(logits.ndim) if dim is None else dim % logits.ndim
+    wide: FloatArray = logits.astype(np.float64, copy=False)
+    raise_if(check_finite("logits", wide))
+    x, cast_issues = cast_to_dtype("logits", wide, dtype)
+    raise_if(cast_issues)
+    with np.errstate(over="ignore"):
+        scaled = x / x.dtype.type(temperature)
+        spread = np.max(scaled, axis=axis) - np.min(scaled, axis=axis)
+    if not np.all(np.isfinite(spread)):
+        msg = (
+            f"logits / temperature overflows {dtype} (temperature = {format_number(temperature)}); "
+            "use a larger temperature or smaller logits"
+        )
+        raise InvalidInputError.single(("temperature",), msg, "overflow")
+    return softmax_and_log_softmax(scaled, axis=axis)

@@ -1,0 +1,270 @@
+"""Binary cross-entropy exactly as PyTorch computes it (``nn.BCEWithLogitsLoss`` / ``nn.BCELoss``).
+
+Elementwise over an input of any shape (``(N,)`` binary, ``(N, L)`` multi-label, ...), with targets
+``y`` in [0, 1] of the same shape, ``w`` a weight broadcast to the input and ``pw`` a positive-class
+weight broadcast along the last dimension:
+
+* logits x: ``l = w * ((1 - y) * x + (1 + (pw - 1) * y) * softplus(-x))``, where
+  ``softplus(-x) = log1p(exp(-|x|)) + max(-x, 0)`` never exponentiates a positive number, so logits of
+  +-1e300 give exact losses; ``dl/dx = w * ((1 - y) - (1 + (pw - 1) * y) * sigmoid(-x))``.
+* probabilities p (``nn.BCELoss``): ``p`` is first clipped to ``[epsilon, 1 - epsilon]`` (as scikit-learn
+  and Keras), then ``l = -w * (y * max(log p, -100) + (1 - y) * max(log(1 - p), -100))``, and
+  ``dl/dp = w * (p - y) / max(p * (1 - p), 1e-12)`` inside the clip, 0 outside (PyTorch's backward).
+
+Label smoothing is Keras's: ``y' = y * (1 - s) + 0.5 * s``. ``"mean"`` averages over every element
+(weights are not in the denominator).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from service.core.checks import (
+    cast_to_dtype,
+    check_finite,
+    check_in_range,
+    check_representable,
+    raise_if,
+)
+from service.core.errors import InvalidInputError, Issue
+from service.core.options import DEFAULT_EPSILON, ComputeDtype, Reduction, check_choice, check_options
+from service.core.softmax import FloatArray
+
+__all__ = [
+    "DEFAULT_BINARY_OUTPUTS",
+    "BinaryCrossEntropyResult",
+    "BinaryInputKind",
+    "BinaryOutput",
+    "binary_cross_entropy",
+    "log_sigmoid",
+    "sigmoid",
+]
+
+BinaryInputKind = Literal["logits", "probabilities"]
+BinaryOutput = Literal["losses", "sigmoid", "grad", "predictions"]
+DEFAULT_BINARY_OUTPUTS: Final[tuple[BinaryOutput, ...]] = ("losses", "sigmoid")
+
+#: PyTorch's BCELoss floor for log p and log(1 - p), and its backward's floor for p * (1 - p).
+_LOG_FLOOR: Final = -100.0
+_GRAD_DENOMINATOR_FLOOR: Final = 1e-12
+
+
+@dataclass(frozen=True, slots=True)
+class BinaryCrossEntropyResult:
+    """Outputs of one binary cross-entropy call; arrays have the input's shape, or are ``None``."""
+
+    loss: np.floating[Any] | None
+    count: int
+    losses: FloatArray | None = None
+    sigmoid: FloatArray | None = None
+    grad: FloatArray | None = None
+    predictions: NDArray[np.int64] | None = None
+
+
+def sigmoid(x: FloatArray) -> FloatArray:
+    """``1 / (1 + exp(-x))`` without overflow: ``exp`` only ever sees ``-|x|``."""
+    e = np.exp(-np.abs(x))
+    result: FloatArray = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    return result
+
+
+def log_sigmoid(x: FloatArray) -> FloatArray:
+    """``log(sigmoid(x)) = -softplus(-x) = -(log1p(exp(-|x|)) + max(-x, 0))``, finite for any finite x."""
+    result: FloatArray = -(np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0))
+    return result
+
+
+def binary_cross_entropy(
+    scores: NDArray[Any],
+    target: NDArray[Any],
+    *,
+    input_kind: BinaryInputKind = "logits",
+    weight: NDArray[Any] | None = None,
+    pos_weight: NDArray[Any] | None = None,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+    epsilon: float = DEFAULT_EPSILON,
+    dtype: ComputeDtype = "float64",
+    outputs: Collection[BinaryOutput] = DEFAULT_BINARY_OUTPUTS,
+) -> BinaryCrossEntropyResult:
+    """Binary cross-entropy of ``scores`` (logits or probabilities) against ``target``.
+
+    Args:
+        scores: any shape; logits (any real) or probabilities in [0, 1] per ``input_kind``.
+        target: the same shape, values in [0, 1] (soft labels allowed).
+        weight: non-negative, broadcastable to the input's shape.
+        pos_weight: non-negative, broadcastable along the last dimension; logits only, as PyTorch.
+        reduction, label_smoothing, epsilon, dtype, outputs: as for ``cross_entropy``.
+
+    Raises:
+        InvalidInputError: listing every problem found; nothing is computed then.
+
+    Example:
+        >>> r = binary_cross_entropy(np.array([0.0, 2.0]), np.array([1.0, 0.0]))
+        >>> round(float(r.loss), 4)
+        1.41
+    """
+    field = input_kind
+    x, y, w, pw = _prepare(
+        scores, target, input_kind, weight, pos_weight, reduction, label_smoothing, epsilon, dtype, outputs
+    )
+    wanted = frozenset(outputs)
+    kind = x.dtype.type
+    s = kind(label_smoothing)
+    if s > 0:
+        y = y * (1 - s) + s / 2
+
+    with np.errstate(over="ignore"):
+        if field == "logits":
+            losses, grad, probability = _from_logits(x, y, w, pw, want_grad="grad" in wanted)
+        else:
+            losses, grad, probability = _from_probabilities(
+                x, y, w, kind(epsilon), want_grad="grad" in wanted
+            )
+        count = int(x.size)
+        loss: np.floating[Any] | None = None
+        if reduction == "sum":
+            loss = np.sum(losses)
+        elif reduction == "mean":
+            loss = np.sum(losses) / kind(count)
+        if grad is not None and reduction == "mean":
+            grad /= kind(count)
+
+    result = BinaryCrossEntropyResult(
+        loss=loss,
+        count=count,
+        losses=losses if "losses" in wanted else None,
+        sigmoid=probability if "sigmoid" in wanted else None,
+        grad=grad,
+        predictions=(probability >= 0.5).astype(np.int64) if "predictions" in wanted else None,
+    )
+    raise_if(
+        check_representable(field, dtype, {"loss": result.loss, "losses": result.losses, "grad": result.grad})
+    )
+    return result
+
+
+def _from_logits(
+    x: FloatArray, y: FloatArray, w: FloatArray | None, pw: FloatArray | None, *, want_grad: bool
+) -> tuple[FloatArray, FloatArray | None, FloatArray]:
+    positive_factor = 1 + (pw - 1) * y if pw is not None else None
+    softplus_minus_x = -log_sigmoid(x)
+    losses = (1 - y) * x
+    losses += softplus_minus_x if positive_factor is None else positive_factor * softplus_minus_x
+    if w is not None:
+        losses = losses * w
+    probability = sigmoid(x)
+    grad = None
+    if want_grad:
+        # sigmoid(-x), not 1 - sigmoid(x), which loses every digit once sigmoid(x) rounds to 1.
+        minus = sigmoid(-x)
+        grad = (1 - y) - (minus if positive_factor is None else positive_factor * minus)
+        if w is not None:
+            grad = grad * w
+    return np.broadcast_to(losses, x.shape).copy(), grad, probability
+
+
+def _from_probabilities(
+    p: FloatArray, y: FloatArray, w: FloatArray | None, epsilon: np.floating[Any], *, want_grad: bool
+) -> tuple[FloatArray, FloatArray | None, FloatArray]:
+    kind = p.dtype.type
+    clipped = np.clip(p, epsilon, 1 - epsilon)
+    log_p = np.maximum(np.log(clipped), kind(_LOG_FLOOR))
+    log_not_p = np.maximum(np.log1p(-clipped), kind(_LOG_FLOOR))
+    losses = -(y * log_p + (1 - y) * log_not_p)
+    if w is not None:
+        losses = losses * w
+    grad = None
+    if want_grad:
+        denominator = np.maximum(clipped * (1 - clipped), kind(_GRAD_DENOMINATOR_FLOOR))
+        grad = (clipped - y) / denominator
+        # d clip/dp is 1 inside [eps, 1 - eps], bounds included (torch.clamp), 0 outside.
+        grad = np.where((p >= epsilon) & (p <= 1 - epsilon), grad, kind(0))
+        if w is not None:
+            grad = grad * w
+    return np.broadcast_to(losses, p.shape).copy(), grad, clipped
+
+
+def _prepare(
+    scores: NDArray[Any],
+    target: NDArray[Any],
+    input_kind: str,
+    weight: NDArray[Any] | None,
+    pos_weight: NDArray[Any] | None,
+    reduction: str,
+    label_smoothing: float,
+    epsilon: float,
+    dtype: str,
+    outputs: Collection[str],
+) -> tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None]:
+    issues = check_choice("input_kind", input_kind, BinaryInputKind)
+    issues += check_options(
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        epsilon=epsilon,
+        dtype=dtype,
+        outputs=outputs,
+        known_outputs=BinaryOutput,
+    )
+    if pos_weight is not None and input_kind == "probabilities":
+        msg = "pos_weight applies to logits only (as PyTorch's BCEWithLogitsLoss); send logits"
+        issues.append(Issue(("pos_weight",), msg, "not_supported"))
+    raise_if(issues)
+
+    field = input_kind
+    if scores.size == 0:
+        msg = f"{field} has shape {scores.shape}: every dimension needs at least one element"
+        raise InvalidInputError.single((field,), msg, "empty")
+    wide = scores.astype(np.float64, copy=False)
+    raise_if(check_finite(field, wide))
+    if input_kind == "probabilities":
+        raise_if(check_in_range(field, wide, 0.0, 1.0))
+    x, issues = cast_to_dtype(field, wide, dtype)
+
+    if target.shape != scores.shape:
+        msg = f"target has shape {target.shape} but {field} has shape {scores.shape}; they must be equal"
+        issues.append(Issue(("target",), msg, "shape"))
+        raise_if(issues)
+    y64 = target.astype(np.float64, copy=False)
+    target_issues = check_finite("target", y64)
+    if not target_issues:
+        target_issues = check_in_range("target", y64, 0.0, 1.0)
+    issues += target_issues
+
+    w, weight_issues = _broadcast_weight("weight", weight, scores.shape, dtype)
+    pw, pos_issues = _broadcast_weight("pos_weight", pos_weight, scores.shape, dtype, last_dim=True)
+    issues += weight_issues + pos_issues
+    raise_if(issues)
+    return x, y64.astype(x.dtype, copy=False), w, pw
+
+
+def _broadcast_weight(
+    field: str,
+    values: NDArray[Any] | None,
+    shape: tuple[int, ...],
+    dtype: str,
+    *,
+    last_dim: bool = False,
+) -> tuple[FloatArray | None, list[Issue]]:
+    if values is None:
+        return None, []
+    try:
+        fits = np.broadcast_shapes(values.shape, shape) == shape
+    except ValueError:
+        fits = False
+    if not fits or (last_dim and values.ndim > 1 and any(d != 1 for d in values.shape[:-1])):
+        where = "along the last dimension of" if last_dim else "to"
+        msg = f"{field} of shape {values.shape} does not broadcast {where} the input's shape {shape}"
+        return None, [Issue((field,), msg, "shape")]
+    wide = values.astype(np.float64, copy=False)
+    issues = check_finite(field, wide)
+    if not issues:
+        issues = check_in_range(field, wide, 0.0, np.inf, what=f"is negative: {field} is >= 0")
+    if issues:
+        return None, issues
+    return cast_to_dtype(field, wide, dtype)
