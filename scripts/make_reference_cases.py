@@ -7,7 +7,7 @@
 Every expected value comes from PyTorch: ``F.cross_entropy`` and autograd for logits, ``F.nll_loss``
 (or the documented formula written in torch ops where PyTorch has no mode, i.e. probabilities and
 label smoothing on log-probabilities) for the other inputs. The service never imports torch; this
-script and the benchmarks are the only places it runs. Add a case by appending to ``cross_entropy_specs``.
+script and the benchmarks are the only places it runs. Add a case to the ``*_specs`` of its endpoint.
 """
 
 from __future__ import annotations
@@ -330,23 +330,228 @@ def cross_entropy_specs() -> list[tuple[str, Json, str]]:
     ]
 
 
+def binary_cross_entropy_reference(request: Json) -> tuple[Json, Json]:
+    """Expected /v1/binary-cross-entropy fields: BCEWithLogitsLoss, or BCELoss on clipped probabilities."""
+    kind = "logits" if "logits" in request else "probabilities"
+    dtype = torch.float32 if request.get("dtype") == "float32" else torch.float64
+    x = torch.tensor(request[kind], dtype=dtype, requires_grad=True)
+    y = torch.tensor(request["target"] if "target" in request else request["labels"], dtype=dtype)
+    smoothing = request.get("label_smoothing", 0.0)
+    y = y * (1 - smoothing) + 0.5 * smoothing  # Keras's label smoothing; torch has none for BCE
+    weight = torch.tensor(request["weight"], dtype=dtype) if "weight" in request else None
+    reduction = request.get("reduction", "mean")
+    outputs = request.get("outputs", ["losses", "sigmoid"])
+    if kind == "logits":
+        pos_weight = torch.tensor(request["pos_weight"], dtype=dtype) if "pos_weight" in request else None
+
+        def loss_of(red: str) -> torch.Tensor:
+            return F.binary_cross_entropy_with_logits(
+                x, y, weight=weight, pos_weight=pos_weight, reduction=red
+            )
+
+        probability = torch.sigmoid(x)
+    else:
+        epsilon = request.get("epsilon", float(np.finfo(np.float64).eps))
+        clipped = torch.clamp(x, epsilon, 1 - epsilon)
+
+        def loss_of(red: str) -> torch.Tensor:
+            return F.binary_cross_entropy(clipped, y, weight=weight, reduction=red)
+
+        probability = clipped
+    loss = loss_of(reduction)
+    (loss if reduction != "none" else loss.sum()).backward()
+    assert x.grad is not None
+    expected: Json = {"loss": None if reduction == "none" else loss.item(), "count": x.numel()}
+    values = {
+        "losses": lambda: _to_json(loss_of("none")),
+        "sigmoid": lambda: _to_json(probability),
+        "grad": lambda: _to_json(x.grad),
+        "predictions": lambda: _to_json((probability >= 0.5).long()),
+    }
+    for name in outputs:
+        expected[name] = values[name]()
+    return expected, {}
+
+
+def softmax_reference(request: Json) -> tuple[Json, Json]:
+    dtype = torch.float32 if request.get("dtype") == "float32" else torch.float64
+    x = torch.tensor(request["logits"], dtype=dtype) / request.get("temperature", 1.0)
+    dim = request.get("dim", 1 if x.ndim >= 2 else 0)
+    return {
+        "softmax": _to_json(torch.softmax(x, dim)),
+        "log_softmax": _to_json(torch.log_softmax(x, dim)),
+    }, {}
+
+
+def divergence_reference(request: Json) -> tuple[Json, Json]:
+    p = torch.tensor(request["p"], dtype=torch.float64)
+    epsilon = request.get("epsilon", float(np.finfo(np.float64).eps))
+    q = torch.clamp(torch.tensor(request["q"], dtype=torch.float64), epsilon, 1.0)
+    scale = {"e": 1.0, "2": math.log(2.0), "10": math.log(10.0)}[request.get("base", "e")]
+    per = {
+        "cross_entropies": -torch.xlogy(p, q).sum(-1) / scale,
+        "entropies": -torch.xlogy(p, p).sum(-1) / scale,
+        "kl_divergences": (torch.xlogy(p, p) - torch.xlogy(p, q)).sum(-1) / scale,
+    }
+    reduction = request.get("reduction", "mean")
+    expected: Json = {}
+    for reduced, name in (
+        ("cross_entropy", "cross_entropies"),
+        ("entropy", "entropies"),
+        ("kl_divergence", "kl_divergences"),
+    ):
+        values = per[name]
+        if reduction == "none":
+            expected[reduced] = None
+        else:
+            expected[reduced] = (values.sum() if reduction == "sum" else values.sum() / values.numel()).item()
+    expected.update({name: _to_json(values) for name, values in per.items()})
+    return expected, {}
+
+
+def binary_cross_entropy_specs() -> list[tuple[str, Json, str]]:
+    rng = np.random.default_rng(11)
+    logits = lambda *shape: _rounded(rng.normal(0, 2, shape))  # noqa: E731
+    labels = lambda *shape: rng.integers(0, 2, shape).astype(float).tolist()  # noqa: E731
+    every = ["losses", "sigmoid", "grad", "predictions"]
+    return [
+        (
+            "bce_3d_weight_per_sample_pos_weight_sum",
+            {
+                "logits": logits(2, 2, 3),
+                "target": labels(2, 2, 3),
+                "weight": [[[1.0]], [[0.5]]],
+                "pos_weight": [2.0, 1.0, 0.25],
+                "reduction": "sum",
+                "outputs": every,
+            },
+            "weight (2, 1, 1) per sample, pos_weight along the last dimension",
+        ),
+        (
+            "bce_scalar",
+            {"logits": 0.7, "target": 1.0, "outputs": every},
+            "0-d input",
+        ),
+        (
+            "bce_probabilities_float32_smoothing_weighted",
+            {
+                "probabilities": _rounded(rng.random((3, 2))),
+                "target": labels(3, 2),
+                "weight": [1.0, 3.0],
+                "label_smoothing": 0.2,
+                "dtype": "float32",
+                "outputs": every,
+            },
+            "float32 BCELoss with Keras smoothing and a per-label weight",
+        ),
+        (
+            "bce_probabilities_custom_epsilon_grad",
+            {
+                "probabilities": [0.0, 0.0005, 0.3, 0.9995, 1.0],
+                "target": [1.0, 0.0, 1.0, 1.0, 0.0],
+                "epsilon": 0.001,
+                "reduction": "none",
+                "outputs": ["losses", "sigmoid", "grad"],
+            },
+            "clip at 1e-3: gradient 0 outside the clip",
+        ),
+        (
+            "bce_extreme_logits_pos_weight",
+            {
+                "logits": [50.0, -50.0, 1e300, -1e300, 3.0],
+                "target": [1.0, 0.0, 0.0, 1.0, 0.25],
+                "pos_weight": [2.0],
+                "reduction": "none",
+                "outputs": ["losses", "sigmoid", "grad", "predictions"],
+            },
+            "softplus never exponentiates a positive number",
+        ),
+        (
+            "bce_labels_alias_soft_mean",
+            {
+                "logits": logits(4),
+                "labels": [0.1, 0.9, 0.5, 0.0],
+                "outputs": ["losses", "grad"],
+            },
+            "soft labels, alias",
+        ),
+    ]
+
+
+def softmax_specs() -> list[tuple[str, Json, str]]:
+    rng = np.random.default_rng(12)
+    logits = lambda *shape: _rounded(rng.normal(0, 2, shape))  # noqa: E731
+    return [
+        ("softmax_sharp_1d", {"logits": logits(6), "temperature": 0.05}, "T -> 0: nearly one-hot"),
+        ("softmax_flat", {"logits": logits(2, 4), "temperature": 1000.0}, "T large: nearly uniform"),
+        ("softmax_3d_default_dim", {"logits": logits(2, 3, 2)}, "default dim is 1 for ndim >= 2"),
+        ("softmax_3d_dim_minus_1", {"logits": logits(2, 3, 2), "dim": -1}, "negative dim"),
+        ("softmax_4d_dim0", {"logits": logits(3, 2, 2, 2), "dim": 0}, "dim 0 of a 4-D array"),
+        ("softmax_float32", {"logits": logits(3, 5), "dtype": "float32"}, "float32"),
+        (
+            "softmax_extreme_logits",
+            {"logits": [[1e300, -1e300, 0.0], [-1e300, -1e300, -1e300]]},
+            "max-shift: no overflow, equal huge logits give uniform",
+        ),
+    ]
+
+
+def divergence_specs() -> list[tuple[str, Json, str]]:
+    rng = np.random.default_rng(13)
+    return [
+        (
+            "divergence_q_zero_clipped",
+            {
+                "p": [[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]],
+                "q": [[1.0, 0.0, 0.0], [0.2, 0.3, 0.5]],
+                "epsilon": 1e-6,
+            },
+            "q = 0 where p > 0: clipped to epsilon, finite",
+        ),
+        (
+            "divergence_sum_base_10",
+            {
+                "p": _rounded(_distributions(rng, (4, 5), 1)),
+                "q": _rounded(_distributions(rng, (4, 5), 1)),
+                "reduction": "sum",
+                "base": "10",
+            },
+            "sum in base 10",
+        ),
+        (
+            "divergence_identical",
+            {"p": [[0.25, 0.25, 0.5]], "q": [[0.25, 0.25, 0.5]], "base": "2"},
+            "p = q: KL = 0, H(p, q) = H(p) = 1.5 bits",
+        ),
+    ]
+
+
+REFERENCES = {
+    "/v1/cross-entropy": (cross_entropy_specs, cross_entropy_reference),
+    "/v1/binary-cross-entropy": (binary_cross_entropy_specs, binary_cross_entropy_reference),
+    "/v1/softmax": (softmax_specs, softmax_reference),
+    "/v1/divergence": (divergence_specs, divergence_reference),
+}
+
+
 def build() -> Json:
     cases = []
-    for name, request, note in cross_entropy_specs():
-        expected, nonfinite = cross_entropy_reference(request)
-        rtol, atol = TOLERANCES[request.get("dtype", "float64")]
-        case: Json = {
-            "name": name,
-            "endpoint": "/v1/cross-entropy",
-            "request": request,
-            "expected": expected,
-            "rtol": rtol,
-            "atol": atol,
-            "note": note,
-        }
-        if nonfinite:
-            case["torch_nonfinite"] = nonfinite
-        cases.append(case)
+    for endpoint, (specs, reference) in REFERENCES.items():
+        for name, request, note in specs():
+            expected, nonfinite = reference(request)
+            rtol, atol = TOLERANCES[request.get("dtype", "float64")]
+            case: Json = {
+                "name": name,
+                "endpoint": endpoint,
+                "request": request,
+                "expected": expected,
+                "rtol": rtol,
+                "atol": atol,
+                "note": note,
+            }
+            if nonfinite:
+                case["torch_nonfinite"] = nonfinite
+            cases.append(case)
     return {"version": 1, "generated_with": f"torch {torch.__version__}", "cases": cases}
 
 

@@ -20,14 +20,23 @@ from service.api.arrays import (
     NumberTensor,
     TargetTensor,
 )
-from service.core import DEFAULT_EPSILON, DEFAULT_IGNORE_INDEX, DEFAULT_OUTPUTS
+from service.core import DEFAULT_BINARY_OUTPUTS, DEFAULT_EPSILON, DEFAULT_IGNORE_INDEX, DEFAULT_OUTPUTS
 
 __all__ = [
+    "BINARY_CROSS_ENTROPY_EXAMPLES",
     "CROSS_ENTROPY_EXAMPLES",
+    "DIVERGENCE_EXAMPLES",
+    "SOFTMAX_EXAMPLES",
+    "BinaryCrossEntropyRequest",
+    "BinaryCrossEntropyResponse",
     "CrossEntropyRequest",
     "CrossEntropyResponse",
+    "DivergenceRequest",
+    "DivergenceResponse",
     "ProblemDetail",
     "ProblemItem",
+    "SoftmaxRequest",
+    "SoftmaxResponse",
 ]
 
 Reduction = Literal["mean", "sum", "none"]
@@ -35,6 +44,8 @@ Dtype = Literal["float64", "float32"]
 CrossEntropyOutputName = Literal[
     "losses", "softmax", "log_softmax", "grad", "predictions", "target_probability"
 ]
+BinaryOutputName = Literal["losses", "sigmoid", "grad", "predictions"]
+Base = Literal["e", "2", "10"]
 
 _STRICT = ConfigDict(
     strict=True,
@@ -45,11 +56,45 @@ _STRICT = ConfigDict(
 )
 
 
-class CrossEntropyRequest(BaseModel):
-    """Multi-class cross-entropy (``nn.CrossEntropyLoss`` / ``nn.NLLLoss``): exactly one of ``logits``,
-    ``probabilities`` or ``log_probabilities``, and ``target``."""
+class _OneInputRequest(BaseModel):
+    """A loss request: exactly one of the fields ``input_names()`` names, and a ``target`` that may
+    also be sent as ``labels``."""
 
     model_config = _STRICT
+
+    @staticmethod
+    def input_names() -> tuple[str, ...]:
+        raise NotImplementedError
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_target_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "target" in data and "labels" in data:
+            raise PydanticCustomError(
+                "alias_conflict",
+                "send the target as either `target` or its alias `labels`, not both",
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one_input(self) -> Self:
+        given = [name for name in self.input_names() if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise PydanticCustomError(
+                "input_choice",
+                "exactly one of {names} is required (found: {found})",
+                {"names": ", ".join(self.input_names()), "found": ", ".join(given) or "none"},
+            )
+        return self
+
+    def input_kind(self) -> str:
+        """The one input field that was sent."""
+        return next(name for name in self.input_names() if getattr(self, name) is not None)
+
+
+class CrossEntropyRequest(_OneInputRequest):
+    """Multi-class cross-entropy (``nn.CrossEntropyLoss`` / ``nn.NLLLoss``): exactly one of ``logits``,
+    ``probabilities`` or ``log_probabilities``, and ``target``."""
 
     logits: FloatTensor | None = Field(
         default=None,
@@ -106,30 +151,8 @@ class CrossEntropyRequest(BaseModel):
         description="Which arrays to return besides `loss` and `count`.",
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _one_target_name(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "target" in data and "labels" in data:
-            raise PydanticCustomError(
-                "alias_conflict",
-                "send the target as either `target` or its alias `labels`, not both",
-            )
-        return data
-
-    @model_validator(mode="after")
-    def _exactly_one_input(self) -> Self:
-        given = [name for name in self.input_names() if getattr(self, name) is not None]
-        if len(given) != 1:
-            found = ", ".join(given) if given else "none"
-            raise PydanticCustomError(
-                "input_choice",
-                "exactly one of logits, probabilities, log_probabilities is required (found: {found})",
-                {"found": found},
-            )
-        return self
-
     @staticmethod
-    def input_names() -> tuple[Literal["logits", "probabilities", "log_probabilities"], ...]:
+    def input_names() -> tuple[str, ...]:
         return ("logits", "probabilities", "log_probabilities")
 
 
@@ -172,6 +195,129 @@ class CrossEntropyResponse(BaseModel):
         default=None,
         description="Probability given to the target class; null where ignored (index targets).",
     )
+
+
+class BinaryCrossEntropyRequest(_OneInputRequest):
+    """Binary cross-entropy (``nn.BCEWithLogitsLoss`` / ``nn.BCELoss``): exactly one of ``logits`` or
+    ``probabilities``, and ``target`` of the same shape."""
+
+    logits: FloatTensor | None = Field(
+        default=None, description="Raw scores of any shape: (N) binary, (N, L) multi-label, ..."
+    )
+    probabilities: FloatTensor | None = Field(
+        default=None,
+        description="Probabilities in [0, 1] of any shape; clipped to [epsilon, 1 - epsilon].",
+    )
+    target: FloatTensor = Field(
+        validation_alias=AliasChoices("target", "labels"),
+        description="Targets in [0, 1] (alias: labels), the input's shape; soft labels allowed.",
+    )
+    weight: FloatTensor | None = Field(
+        default=None,
+        description=(
+            "Non-negative weights broadcastable to the input, e.g. (N, 1) per sample or (L) per label."
+        ),
+    )
+    pos_weight: FloatTensor | None = Field(
+        default=None,
+        description=(
+            "Non-negative weight of positive examples, broadcast along the last dimension; logits only."
+        ),
+    )
+    reduction: Reduction = Field(default="mean", description="'mean' averages over every element.")
+    label_smoothing: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Keras's smoothing: y * (1 - s) + 0.5 * s."
+    )
+    epsilon: float = Field(
+        default=DEFAULT_EPSILON, gt=0.0, lt=0.5, description="Clip for probabilities: [epsilon, 1 - epsilon]."
+    )
+    dtype: Dtype = Field(default="float64", description="Precision of the computation.")
+    outputs: list[BinaryOutputName] = Field(
+        default_factory=lambda: list(DEFAULT_BINARY_OUTPUTS),
+        max_length=4,
+        description="Which arrays to return besides `loss` and `count`.",
+    )
+
+    @staticmethod
+    def input_names() -> tuple[str, ...]:
+        return ("logits", "probabilities")
+
+
+class BinaryCrossEntropyResponse(BaseModel):
+    """The loss and the arrays asked for in `outputs`, each of the input's shape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    loss: float | None = Field(description="The reduced loss; null for reduction 'none'.")
+    count: int = Field(description="Number of elements.")
+    losses: float | NumberTensor | None = Field(default=None, description="Elementwise losses.")
+    sigmoid: float | NumberTensor | None = Field(
+        default=None, description="The probabilities used: sigmoid(logits), or the clipped probabilities."
+    )
+    grad: float | NumberTensor | None = Field(
+        default=None, description="d loss / d input under the requested reduction ('none': of the sum)."
+    )
+    predictions: int | IndexTensor | None = Field(
+        default=None, description="1 where the probability is >= 0.5, else 0."
+    )
+
+
+class SoftmaxRequest(BaseModel):
+    """Softmax and log-softmax of ``logits / temperature`` along ``dim``."""
+
+    model_config = _STRICT
+
+    logits: FloatTensor = Field(description="Raw scores, any shape with at least one dimension.")
+    temperature: float = Field(
+        default=1.0,
+        gt=0.0,
+        description="T > 0: below 1 sharpens towards the one-hot argmax, above 1 flattens towards uniform.",
+    )
+    dim: int | None = Field(
+        default=None,
+        description=(
+            "The dimension that sums to 1; negative counts from the end. Default: 1 if ndim >= 2, else 0."
+        ),
+    )
+    dtype: Dtype = Field(default="float64", description="Precision of the computation.")
+
+
+class SoftmaxResponse(BaseModel):
+    """Both arrays have the input's shape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    softmax: NumberTensor
+    log_softmax: NumberTensor
+
+
+class DivergenceRequest(BaseModel):
+    """Two distributions over the same classes: ``p`` the truth, ``q`` the prediction."""
+
+    model_config = _STRICT
+
+    p: FloatTensor = Field(
+        description="True distribution(s), (C) or (N, C): values in [0, 1], each summing to 1 within 1e-3."
+    )
+    q: FloatTensor = Field(description="Predicted distribution(s), the same shape and constraints.")
+    base: Base = Field(default="e", description="Logarithm base: 'e' (nats), '2' (bits) or '10'.")
+    reduction: Reduction = Field(default="mean", description="Over the N distributions.")
+    epsilon: float = Field(
+        default=DEFAULT_EPSILON, gt=0.0, lt=0.5, description="q is clipped to [epsilon, 1]."
+    )
+
+
+class DivergenceResponse(BaseModel):
+    """Reduced values (null for reduction 'none') and one value per distribution."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cross_entropy: float | None = Field(description="H(p, q) = -sum p log q.")
+    entropy: float | None = Field(description="H(p) = -sum p log p.")
+    kl_divergence: float | None = Field(description="KL(p || q) = H(p, q) - H(p) >= 0.")
+    cross_entropies: float | NumberTensor
+    entropies: float | NumberTensor
+    kl_divergences: float | NumberTensor
 
 
 class ProblemItem(BaseModel):
@@ -241,5 +387,62 @@ CROSS_ENTROPY_EXAMPLES: dict[str, dict[str, Any]] = {
             "reduction": "sum",
             "outputs": ["losses", "grad", "target_probability"],
         },
+    },
+}
+
+
+BINARY_CROSS_ENTROPY_EXAMPLES: dict[str, dict[str, Any]] = {
+    "multi_label": {
+        "summary": "Multi-label logits, every output",
+        "description": "Two samples, three independent labels each.",
+        "value": {
+            "logits": [[1.2, -0.8, 0.3], [-1.5, 2.0, 0.0]],
+            "target": [[1, 0, 1], [0, 1, 0]],
+            "outputs": ["losses", "sigmoid", "grad", "predictions"],
+        },
+    },
+    "pos_weight": {
+        "summary": "Rare positives weighted up (pos_weight), summed",
+        "value": {
+            "logits": [[0.5, -2.0], [-1.0, 1.5]],
+            "target": [[1, 0], [0, 1]],
+            "pos_weight": [3.0, 1.5],
+            "reduction": "sum",
+        },
+    },
+    "probabilities": {
+        "summary": "Probabilities (nn.BCELoss), one certain mistake clipped",
+        "description": "p = 0 for a positive costs -log(2.22e-16) = 36.04 instead of infinity.",
+        "value": {"probabilities": [0.9, 0.2, 0.0], "target": [1, 0, 1], "reduction": "none"},
+    },
+}
+
+SOFTMAX_EXAMPLES: dict[str, dict[str, Any]] = {
+    "seed_logits": {
+        "summary": "The article's logits",
+        "description": "Rows [0.0391, 0.1753, 0.7856] and [0.0166, 0.0746, 0.9088].",
+        "value": {"logits": [[-1, 0.5, 2], [-1, 0.5, 3]]},
+    },
+    "temperature": {
+        "summary": "The same logits at temperature 0.5 (sharper)",
+        "value": {"logits": [[-1, 0.5, 2], [-1, 0.5, 3]], "temperature": 0.5},
+    },
+}
+
+FASHION_MNIST_Q = SEED_PROBABILITIES["probabilities"][0]
+
+DIVERGENCE_EXAMPLES: dict[str, dict[str, Any]] = {
+    "seed_fashion_mnist": {
+        "summary": "The article's one-hot truth against the network's prediction",
+        "description": (
+            "p is one-hot at class 4 (Coat); q is the half-trained network's prediction. "
+            "H(p, q) = -log(0.0875) = 2.4361 nats; H(p) = 0, so KL(p || q) is also 2.4361."
+        ),
+        "value": {"p": [[0, 0, 0, 0, 1, 0, 0, 0, 0, 0]], "q": [FASHION_MNIST_Q]},
+    },
+    "bits": {
+        "summary": "Two distributions, in bits",
+        "description": "H(p, q) = 1.5 bits, H(p) = 1 bit, KL = 0.5 bit.",
+        "value": {"p": [0.5, 0.0, 0.5], "q": [0.25, 0.25, 0.5], "base": "2"},
     },
 }

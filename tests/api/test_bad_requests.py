@@ -20,7 +20,7 @@ def body(**fields: Any) -> dict[str, Any]:
 
 # (id, request body (a dict, or raw bytes), location of the first error or None, message fragment)
 # fmt: off
-BAD: list[tuple[str, Any, list[Any] | None, str]] = [
+CROSS_ENTROPY: list[tuple[str, Any, list[Any] | None, str]] = [
     ("target-out-of-range", body(target=[1, 7]), ["target", 1], "target[1] = 7 is out of range for 3 classes"),
     ("target-negative", body(target=[-1, 0]), ["target", 0], "target[0] = -1 is out of range for 3 classes"),
     ("target-bool", body(target=[True, 1]), ["target", 0], "target[0] = true is a boolean, not a number"),
@@ -82,19 +82,90 @@ BAD: list[tuple[str, Any, list[Any] | None, str]] = [
     ("json-array-body", b"[1, 2, 3]", [], "must be a JSON object"),
     ("invalid-utf8", b'{"logits": [[1, 2]], "target": [0], "dtype": "\xff"}', [], "the body is not valid JSON"),
 ]
+
+X = [[0.5, -1.0, 2.0], [1.5, 0.0, -0.3]]
+Y = [[1, 0, 1], [0, 0, 1]]
+
+
+def bce(**fields: Any) -> dict[str, Any]:
+    return {"logits": X, "target": Y, **fields}
+
+
+BINARY_CROSS_ENTROPY: list[tuple[str, Any, list[Any] | None, str]] = [
+    ("shape-mismatch", bce(target=[[1, 0], [0, 1]]), ["target"], "target has shape (2, 2) but logits has shape (2, 3)"),
+    ("target-above-1", bce(target=[[1, 0, 2], [0, 0, 1]]), ["target", 0, 2], "target[0][2] = 2.0 is outside [0, 1]"),
+    ("target-negative", bce(target=[[1, 0, 1], [0, -0.5, 1]]), ["target", 1, 1], "target[1][1] = -0.5 is outside [0, 1]"),
+    ("target-bool", bce(target=[[True, 0, 1], [0, 0, 1]]), ["target", 0, 0], "target[0][0] = true is a boolean"),
+    ("pos-weight-with-probabilities", {"probabilities": [[0.5, 0.5, 0.2]], "target": [[1, 0, 1]], "pos_weight": [1, 2, 3]}, ["pos_weight"], "pos_weight applies to logits only"),
+    ("pos-weight-wrong-length", bce(pos_weight=[1, 2]), ["pos_weight"], "pos_weight of shape (2,) does not broadcast along the last dimension"),
+    ("pos-weight-not-last-dim", bce(pos_weight=[[1], [2]]), ["pos_weight"], "pos_weight of shape (2, 1) does not broadcast along the last dimension"),
+    ("pos-weight-negative", bce(pos_weight=[1, -2, 1]), ["pos_weight", 1], "pos_weight[1] = -2.0 is negative"),
+    ("weight-does-not-broadcast", bce(weight=[1, 2]), ["weight"], "weight of shape (2,) does not broadcast to the input's shape (2, 3)"),
+    ("weight-too-big", bce(weight=[[[1, 1, 1]], [[1, 1, 1]]]), ["weight"], "does not broadcast to the input's shape"),
+    ("probabilities-outside", {"probabilities": [0.5, 1.5], "target": [1, 0]}, ["probabilities", 1], "probabilities[1] = 1.5 is outside [0, 1]"),
+    ("logits-nan", b'{"logits": [0.5, NaN], "target": [1, 0]}', ["logits", 1], "logits[1] = NaN is not a finite number"),
+    ("both-inputs", bce(probabilities=[[0.5, 0.5, 0.5]] * 2), [], "exactly one of logits, probabilities is required"),
+    ("log-probabilities-unknown", {"log_probabilities": [-0.5], "target": [1]}, ["log_probabilities"], "unknown field"),
+    ("ignore-index-unknown", bce(ignore_index=-100), ["ignore_index"], "unknown field"),
+    ("outputs-softmax", bce(outputs=["softmax"]), ["outputs", 0], "Input should be 'losses', 'sigmoid', 'grad' or 'predictions'"),
+    ("empty", {"logits": [], "target": []}, ["logits"], "every dimension needs at least one element"),
+    ("loss-overflows", {"logits": [-1e308, -1e308], "target": [1, 1], "reduction": "sum"}, ["logits"], "the loss of these logits is not representable"),
+]
+
+SOFTMAX: list[tuple[str, Any, list[Any] | None, str]] = [
+    ("temperature-zero", {"logits": [1, 2], "temperature": 0}, ["temperature"], "greater than 0"),
+    ("temperature-negative", {"logits": [1, 2], "temperature": -1}, ["temperature"], "greater than 0"),
+    ("temperature-infinite", b'{"logits": [1, 2], "temperature": Infinity}', ["temperature"], "finite number"),
+    ("temperature-overflow", {"logits": [1e300, -1e300], "temperature": 1e-10}, ["temperature"], "logits / temperature overflows float64"),
+    ("dim-out-of-range", {"logits": [[1, 2]], "dim": 2}, ["dim"], "dim = 2 is out of range for logits with 2 dimension(s) (valid: -2 to 1)"),
+    ("dim-negative-out-of-range", {"logits": [1, 2], "dim": -2}, ["dim"], "dim = -2 is out of range"),
+    ("dim-float", {"logits": [1, 2], "dim": 0.0}, ["dim"], "dim: must be an integer"),
+    ("dim-bool", {"logits": [1, 2], "dim": False}, ["dim"], "dim: must be an integer"),
+    ("logits-scalar", {"logits": 3.0}, ["logits"], "an array with at least one element per dimension is needed"),
+    ("logits-missing", {"temperature": 2}, ["logits"], "logits: field required"),
+    ("logits-string", {"logits": [1, "2"]}, ["logits", 1], "logits[1] = '2' is a string"),
+    ("target-unknown", {"logits": [1, 2], "target": [0]}, ["target"], "unknown field"),
+]
+
+P = [[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]]
+Q = [[0.4, 0.4, 0.2], [0.3, 0.3, 0.4]]
+
+DIVERGENCE: list[tuple[str, Any, list[Any] | None, str]] = [
+    ("shape-mismatch", {"p": P, "q": [[0.5, 0.5]]}, ["q"], "p has shape (2, 3) and q has shape (1, 2); they must be equal"),
+    ("p-not-a-distribution", {"p": [[0.5, 0.25, 0.5], P[1]], "q": Q}, ["p", 0, ":"], "p[0][:] is not a probability distribution: sums to 1.25"),
+    ("q-not-a-distribution", {"p": P, "q": [Q[0], [0.3, 0.3, 0.3]]}, ["q", 1, ":"], "q[1][:] is not a probability distribution: sums to 0.9"),
+    ("p-negative", {"p": [[1.5, -0.25, -0.25]], "q": [Q[0]]}, ["p", 0, 0], "p[0][0] = 1.5 is outside [0, 1]"),
+    ("q-above-one", {"p": [P[0]], "q": [[1.2, -0.1, -0.1]]}, ["q", 0, 0], "q[0][0] = 1.2 is outside [0, 1]"),
+    ("unknown-base", {"p": P, "q": Q, "base": "3"}, ["base"], "base: Input should be 'e', '2' or '10'"),
+    ("numeric-base", {"p": P, "q": Q, "base": 2}, ["base"], "base: Input should be 'e', '2' or '10'"),
+    ("p-missing", {"q": Q}, ["p"], "p: field required"),
+    ("p-nan", b'{"p": [0.5, NaN], "q": [0.5, 0.5]}', ["p", 1], "p[1] = NaN is not a finite number"),
+    ("scalar", {"p": 1.0, "q": 1.0}, ["p"], "a distribution (C,) or distributions (N, C) are needed"),
+    ("epsilon-negative", {"p": P, "q": Q, "epsilon": -1e-3}, ["epsilon"], "greater than 0"),
+    ("reduction-unknown", {"p": P, "q": Q, "reduction": "batchmean"}, ["reduction"], "Input should be 'mean', 'sum' or 'none'"),
+]
 # fmt: on
 
 
+TABLES = {
+    "/v1/cross-entropy": CROSS_ENTROPY,
+    "/v1/binary-cross-entropy": BINARY_CROSS_ENTROPY,
+    "/v1/softmax": SOFTMAX,
+    "/v1/divergence": DIVERGENCE,
+}
+ROWS = [(endpoint, *row) for endpoint, table in TABLES.items() for row in table]
+
+
 @pytest.mark.parametrize(
-    ("request_body", "loc", "fragment"), [row[1:] for row in BAD], ids=[row[0] for row in BAD]
+    ("endpoint", "request_body", "loc", "fragment"),
+    [(row[0], *row[2:]) for row in ROWS],
+    ids=[f"{row[0]}:{row[1]}" for row in ROWS],
 )
 async def test_bad_request_gets_a_clear_422(
-    client: httpx.AsyncClient, request_body: Any, loc: list[Any] | None, fragment: str
+    client: httpx.AsyncClient, endpoint: str, request_body: Any, loc: list[Any] | None, fragment: str
 ) -> None:
     content = request_body if isinstance(request_body, bytes) else orjson.dumps(request_body)
-    response = await client.post(
-        "/v1/cross-entropy", content=content, headers={"content-type": "application/json"}
-    )
+    response = await client.post(endpoint, content=content, headers={"content-type": "application/json"})
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
@@ -111,6 +182,7 @@ async def test_bad_request_gets_a_clear_422(
     assert len(response.content) < 2000
 
 
-def test_the_table_is_large() -> None:
-    assert len(BAD) >= 30
-    assert len({row[0] for row in BAD}) == len(BAD)
+def test_the_tables_are_large() -> None:
+    assert len(CROSS_ENTROPY) >= 30
+    for table in TABLES.values():
+        assert len({row[0] for row in table}) == len(table)

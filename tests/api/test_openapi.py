@@ -58,3 +58,27 @@ def test_seed_examples_are_attached(document: dict[str, Any]) -> None:
     assert examples["seed_fashion_mnist"]["value"]["target"] == [4]
     assert "2.4361" in examples["seed_fashion_mnist"]["description"]
     assert operation["operationId"] == "cross_entropy"
+
+
+def test_every_endpoint_is_documented(document: dict[str, Any]) -> None:
+    for path, operation_id in [
+        ("/v1/cross-entropy", "cross_entropy"),
+        ("/v1/binary-cross-entropy", "binary_cross_entropy"),
+        ("/v1/softmax", "softmax"),
+        ("/v1/divergence", "divergence"),
+    ]:
+        operation = document["paths"][path]["post"]
+        assert operation["operationId"] == operation_id
+        assert operation["summary"]
+        assert len(operation["description"]) > 200
+        assert operation["requestBody"]["content"]["application/json"]["examples"]
+        assert set(operation["responses"]) >= {"200", "413", "415", "422"}
+
+
+def test_divergence_explains_itself_with_the_seed(document: dict[str, Any]) -> None:
+    operation = document["paths"]["/v1/divergence"]["post"]
+    assert "H(p, q) = H(p) + KL(p ‖ q)" in operation["description"]
+    example = operation["requestBody"]["content"]["application/json"]["examples"]["seed_fashion_mnist"]
+    assert example["value"]["p"] == [[0, 0, 0, 0, 1, 0, 0, 0, 0, 0]]
+    assert sum(example["value"]["q"][0]) == pytest.approx(0.9999)
+    assert "2.4361" in example["description"]

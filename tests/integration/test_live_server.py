@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.integration.conftest import LiveServer
-from tests.reference import assert_matches, cases_for, request_of
+from tests.reference import assert_matches, load_cases, request_of
 
 SEED = {"logits": [[-1, 0.5, 2], [-1, 0.5, 3]], "target": [1, 2]}
 
@@ -25,10 +25,10 @@ def test_seed_example(live_server: LiveServer) -> None:
     ]
 
 
-def test_every_golden_case_over_tcp(live_server: LiveServer) -> None:
+def test_every_reference_case_over_tcp(live_server: LiveServer) -> None:
     with httpx.Client(base_url=live_server.url, timeout=10) as client:
-        for case in cases_for("/v1/cross-entropy"):
-            response = client.post("/v1/cross-entropy", json=request_of(case))
+        for case in load_cases():
+            response = client.post(case["endpoint"], json=request_of(case))
             assert response.status_code == 200, (case["name"], response.text)
             assert_matches(case, response.json())
 

@@ -2,35 +2,81 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from service.api.openapi import PROBLEM_RESPONSES
-from service.api.routes.cross_entropy import DESCRIPTION as CROSS_ENTROPY_DESCRIPTION
-from service.api.routes.cross_entropy import cross_entropy_endpoint
+from service.api.routes import binary_cross_entropy, cross_entropy, divergence, softmax
 from service.api.routing import LeanJSONRoute, TransportLimits
-from service.api.schemas import CrossEntropyResponse, ProblemDetail
+from service.api.schemas import (
+    BinaryCrossEntropyResponse,
+    CrossEntropyResponse,
+    DivergenceResponse,
+    ProblemDetail,
+    SoftmaxResponse,
+)
 
-__all__ = ["v1_routes"]
+__all__ = ["V1_OPERATIONS", "v1_routes"]
+
+# (path, endpoint, response model, operation id, summary, description)
+V1_OPERATIONS: tuple[tuple[str, Callable[..., dict[str, Any]], type[BaseModel], str, str, str], ...] = (
+    (
+        "/v1/cross-entropy",
+        cross_entropy.cross_entropy_endpoint,
+        CrossEntropyResponse,
+        "cross_entropy",
+        "Multi-class cross-entropy (nn.CrossEntropyLoss / nn.NLLLoss)",
+        cross_entropy.DESCRIPTION,
+    ),
+    (
+        "/v1/binary-cross-entropy",
+        binary_cross_entropy.binary_cross_entropy_endpoint,
+        BinaryCrossEntropyResponse,
+        "binary_cross_entropy",
+        "Binary and multi-label cross-entropy (nn.BCEWithLogitsLoss / nn.BCELoss)",
+        binary_cross_entropy.DESCRIPTION,
+    ),
+    (
+        "/v1/softmax",
+        softmax.softmax_endpoint,
+        SoftmaxResponse,
+        "softmax",
+        "Softmax and log-softmax with temperature",
+        softmax.DESCRIPTION,
+    ),
+    (
+        "/v1/divergence",
+        divergence.divergence_endpoint,
+        DivergenceResponse,
+        "divergence",
+        "Cross-entropy, entropy and KL divergence of two distributions",
+        divergence.DESCRIPTION,
+    ),
+)
 
 
-def _responses() -> dict[int | str, dict[str, object]]:
+def _responses() -> dict[int | str, dict[str, Any]]:
     return {status: {**response, "model": ProblemDetail} for status, response in PROBLEM_RESPONSES.items()}
 
 
 def v1_routes(limits: TransportLimits) -> list[APIRoute]:
-    """The /v1 loss endpoints."""
+    """The /v1 endpoints, each a lean JSON route documented by its models."""
     return [
         LeanJSONRoute(
-            "/v1/cross-entropy",
-            cross_entropy_endpoint,
+            path,
+            endpoint,
             limits=limits,
             methods=["POST"],
-            response_model=CrossEntropyResponse,
+            response_model=response_model,
             response_model_exclude_unset=True,
-            summary="Multi-class cross-entropy (nn.CrossEntropyLoss / nn.NLLLoss)",
-            description=CROSS_ENTROPY_DESCRIPTION,
-            operation_id="cross_entropy",
+            summary=summary,
+            description=description,
+            operation_id=operation_id,
             tags=["losses"],
             responses=_responses(),
-        ),
+        )
+        for path, endpoint, response_model, operation_id, summary, description in V1_OPERATIONS
     ]

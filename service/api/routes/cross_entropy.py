@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Body
 
+from service.api.payloads import response_body
 from service.api.schemas import CROSS_ENTROPY_EXAMPLES, CrossEntropyRequest
-from service.core import CrossEntropyResult, cross_entropy
+from service.core import InputKind, cross_entropy
 
-__all__ = ["DESCRIPTION", "cross_entropy_endpoint", "payload"]
+__all__ = ["DESCRIPTION", "cross_entropy_endpoint"]
 
 DESCRIPTION = """\
 Multi-class cross-entropy with softmax, exactly as `torch.nn.functional.cross_entropy`
@@ -33,27 +33,10 @@ losses 1.7413 and 0.0957; the Fashion-MNIST probabilities with target 4 give 2.4
 """
 
 
-def payload(result: CrossEntropyResult, outputs: Sequence[str]) -> dict[str, Any]:
-    """The response body: ``loss``, ``count`` and the requested arrays (NumPy; orjson writes them).
-
-    A 0-d array (unbatched input) becomes a scalar; ``target_probability``'s NaN (ignored target)
-    becomes null when orjson writes it.
-    """
-    body: dict[str, Any] = {
-        "loss": result.loss,
-        "count": result.count,
-    }
-    for name in outputs:
-        value = getattr(result, name)
-        if value is not None:
-            body[name] = value[()] if value.ndim == 0 else value
-    return body
-
-
 def cross_entropy_endpoint(
     body: Annotated[CrossEntropyRequest, Body(openapi_examples=CROSS_ENTROPY_EXAMPLES)],
 ) -> dict[str, Any]:
-    input_kind = next(name for name in body.input_names() if getattr(body, name) is not None)
+    input_kind: InputKind = body.input_kind()  # type: ignore[assignment]
     result = cross_entropy(
         getattr(body, input_kind),
         body.target,
@@ -66,4 +49,4 @@ def cross_entropy_endpoint(
         dtype=body.dtype,
         outputs=body.outputs,
     )
-    return payload(result, body.outputs)
+    return response_body(result, ("loss", "count"), body.outputs)
