@@ -63,12 +63,15 @@ class Problem(Exception):
         *,
         errors: Sequence[Issue] = (),
         headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.errors = tuple(errors)
         self.headers = headers or {}
+        # RFC 9457 extension members, e.g. the Open Inference Protocol's {"error": "..."}.
+        self.extensions = extensions or {}
 
     def body(self) -> dict[str, Any]:
         payload: dict[str, Any] = {
@@ -82,6 +85,7 @@ class Problem(Exception):
                 {"loc": list(issue.loc), "msg": issue.msg, "type": issue.kind}
                 for issue in self.errors[:MAX_ERRORS]
             ]
+        payload.update(self.extensions)
         return payload
 
     def to_bytes(self) -> bytes:

@@ -1,4 +1,4 @@
-"""A FastAPI route with a lean transport: raw body -> request model -> endpoint -> orjson bytes.
+"""FastAPI routes with a lean transport: raw body -> request model -> endpoint -> orjson bytes.
 
 FastAPI documents the route from its endpoint's signature (request model, response model, examples)
 exactly as for any route. Serving it skips what costs the most on this path and adds nothing here:
@@ -10,6 +10,9 @@ to pydantic-core's JSON parser (``model_validate_json``), arrays become NumPy on
 Large bodies are parsed, computed and serialised in a worker thread, at most
 ``compute_concurrency`` at a time per process, so that the event loop keeps answering small requests
 and health checks while a big batch is being crunched.
+
+``RawBodyRoute`` is the transport (framing checks, size limit, offloading, sending); ``LeanJSONRoute``
+adds the JSON endpoints' body -> model -> endpoint -> JSON. Other protocols subclass ``RawBodyRoute``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from service.api.errors import (
 )
 from service.core import InvalidInputError
 
-__all__ = ["LeanJSONRoute", "TransportLimits"]
+__all__ = ["LeanJSONRoute", "RawBodyRoute", "Reply", "TransportLimits"]
 
 JSON_CONTENT_TYPE = b"application/json"
 _PROBLEM_CONTENT_TYPE = PROBLEM_CONTENT_TYPE.encode()
@@ -72,74 +75,97 @@ def _media_type(value: bytes) -> bytes:
     return value.split(b";", 1)[0].strip().lower()
 
 
-class LeanJSONRoute(APIRoute):
-    """An ``APIRoute`` whose ASGI app is the lean JSON path described in the module docstring.
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A complete HTTP answer: status, body bytes, content type, extra headers."""
 
-    The endpoint is a plain function ``(request_model) -> dict`` whose values may be NumPy arrays; it
-    raises ``InvalidInputError`` for content it refuses (422).
+    status: int
+    body: bytes
+    content_type: bytes = JSON_CONTENT_TYPE
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+    @classmethod
+    def problem(cls, problem: Problem) -> Reply:
+        extra = tuple(
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in problem.headers.items()
+        )
+        return cls(problem.status, problem.to_bytes(), _PROBLEM_CONTENT_TYPE, extra)
+
+
+class RawBodyRoute(APIRoute):
+    """An ``APIRoute`` served by a lean ASGI app: it checks the framing headers, reads the body within
+    ``max_body_bytes`` (413 before reading when Content-Length says it is too large), hands the bytes to
+    ``respond`` (in a worker thread above ``offload_bytes``, at most ``compute_concurrency`` at a time),
+    and sends the ``Reply``. Subclasses say which media types they accept and how to respond.
     """
 
     def __init__(
-        self,
-        path: str,
-        endpoint: Callable[..., Any],
-        *,
-        limits: TransportLimits,
-        **kwargs: Any,
+        self, path: str, endpoint: Callable[..., Any], *, limits: TransportLimits, **kwargs: Any
     ) -> None:
         super().__init__(path, endpoint, **kwargs)
-        self._model = _request_model(endpoint)
-        self._compute = endpoint
-        self._limits = limits
+        self.limits = limits
         self._limiter: anyio.CapacityLimiter | None = None
         self.app = self._serve
+
+    def accepts(self, media_type: bytes | None) -> bool:
+        """Whether a body of this media type (``None``: no Content-Type) can be read."""
+        return media_type is None or media_type == JSON_CONTENT_TYPE or media_type.endswith(b"+json")
+
+    def unsupported_media_type(self, media_type: bytes) -> Problem:
+        shown = media_type.decode("latin-1")[:60]
+        return Problem(
+            415,
+            f"Content-Type {shown} is not supported; send the body as application/json",
+            headers={"Accept-Post": "application/json"},
+        )
+
+    def respond(self, body: bytearray, scope: Scope) -> Reply:
+        raise NotImplementedError
+
+    def reply_to_problem(self, problem: Problem) -> Reply:
+        return Reply.problem(problem)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             self._check_headers(scope)
             body = await self._read_body(receive)
         except Problem as problem:
-            await _send(send, problem.status, problem.to_bytes(), _PROBLEM_CONTENT_TYPE, close=True)
+            await _send(send, self.reply_to_problem(problem), close=True)
             return
         except _Disconnected:
             return
-        if len(body) > self._limits.offload_bytes:
+        if len(body) > self.limits.offload_bytes:
             if self._limiter is None:
-                self._limiter = anyio.CapacityLimiter(self._limits.compute_concurrency)
-            status, data, content_type = await anyio.to_thread.run_sync(
-                self._respond, body, limiter=self._limiter
-            )
+                self._limiter = anyio.CapacityLimiter(self.limits.compute_concurrency)
+            reply = await anyio.to_thread.run_sync(self.respond, body, scope, limiter=self._limiter)
         else:
-            status, data, content_type = self._respond(body)
-        await _send(send, status, data, content_type)
+            reply = self.respond(body, scope)
+        await _send(send, reply)
 
     def _check_headers(self, scope: Scope) -> None:
+        media_type: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"content-type":
                 media_type = _media_type(value)
-                if media_type != JSON_CONTENT_TYPE and not media_type.endswith(b"+json"):
-                    shown = media_type.decode("latin-1")[:60]
-                    raise Problem(
-                        415,
-                        f"Content-Type {shown} is not supported; send the body as application/json",
-                        headers={"Accept-Post": "application/json"},
-                    )
             elif name == b"content-length":
                 if not value.isdigit():
                     raise Problem(400, "the Content-Length header is not a number")
-                if int(value) > self._limits.max_body_bytes:
+                if int(value) > self.limits.max_body_bytes:
                     raise self._too_large()
+        if not self.accepts(media_type):
+            assert media_type is not None
+            raise self.unsupported_media_type(media_type)
 
     def _too_large(self) -> Problem:
-        limit = self._limits.max_body_bytes
+        limit = self.limits.max_body_bytes
         return Problem(
-            413,
-            f"the request body is larger than the limit of {limit} bytes (XENT_MAX_BODY_BYTES)",
+            413, f"the request body is larger than the limit of {limit} bytes (XENT_MAX_BODY_BYTES)"
         )
 
     async def _read_body(self, receive: Receive) -> bytearray:
         body = bytearray()
-        limit = self._limits.max_body_bytes
+        limit = self.limits.max_body_bytes
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
@@ -150,22 +176,41 @@ class LeanJSONRoute(APIRoute):
             if not message.get("more_body", False):
                 return body
 
-    def _respond(self, body: bytearray) -> tuple[int, bytes, bytes]:
+
+class LeanJSONRoute(RawBodyRoute):
+    """The JSON endpoints: body -> request model (``model_validate_json``) -> endpoint -> orjson.
+
+    The endpoint is a plain function ``(request_model) -> dict`` whose values may be NumPy arrays; it
+    raises ``InvalidInputError`` for content it refuses (422).
+    """
+
+    def __init__(
+        self, path: str, endpoint: Callable[..., Any], *, limits: TransportLimits, **kwargs: Any
+    ) -> None:
+        super().__init__(path, endpoint, limits=limits, **kwargs)
+        self._model = _request_model(endpoint)
+        self._compute = endpoint
+
+    def respond(self, body: bytearray, scope: Scope) -> Reply:
         try:
-            request = self._model.model_validate_json(body, context=decode_context(body, self._limits.arrays))
+            request = self._model.model_validate_json(body, context=decode_context(body, self.limits.arrays))
             payload = self._compute(request)
-            return 200, orjson.dumps(payload, option=_DUMP_OPTIONS), JSON_CONTENT_TYPE
+            return Reply(200, orjson.dumps(payload, option=_DUMP_OPTIONS))
         except ValidationError as error:
             problem = problem_from_validation_error(error)
         except InvalidInputError as error:
             problem = problem_from_invalid_input(error)
-        return problem.status, problem.to_bytes(), _PROBLEM_CONTENT_TYPE
+        return self.reply_to_problem(problem)
 
 
-async def _send(send: Send, status: int, data: bytes, content_type: bytes, *, close: bool = False) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(data)).encode())]
+async def _send(send: Send, reply: Reply, *, close: bool = False) -> None:
+    headers = [
+        (b"content-type", reply.content_type),
+        (b"content-length", str(len(reply.body)).encode()),
+        *reply.headers,
+    ]
     if close:
         # The rest of the body was not read; the connection cannot carry another request.
         headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": data})
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": reply.body})
