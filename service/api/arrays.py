@@ -14,13 +14,14 @@ C-speed byte search) so that the walk for booleans runs only when one could be t
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import PlainValidator, ValidationInfo
+from pydantic import AliasChoices, BaseModel, PlainValidator, ValidationInfo
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
@@ -35,6 +36,7 @@ __all__ = [
     "TargetTensor",
     "decode_context",
     "json_to_array",
+    "tensor_fields",
 ]
 
 #: Documentation types: what the JSON looks like. Validation is done by ``json_to_array``.
@@ -177,6 +179,8 @@ def json_to_array(
     (the core reports them with their positions); anything that is not a rectangular array of numbers
     raises ``ArrayError`` naming the first offending position.
     """
+    if isinstance(value, np.ndarray):
+        return _checked_array(value, field, numbers, limits)
     if not isinstance(value, list):
         if _is_number(value):
             return _finish(np.array(value), numbers)
@@ -221,6 +225,20 @@ def json_to_array(
     return _finish(array, numbers)
 
 
+def _checked_array(array: NDArray[Any], field: str, numbers: NumberKind, limits: ArrayLimits) -> NDArray[Any]:
+    """An array decoded already (``service.api.bulk_json``): only the limits are left to check."""
+    if array.ndim > limits.max_dims:
+        msg = f"{field} has {array.ndim} dimensions; at most {limits.max_dims} are accepted"
+        raise ArrayError((), msg, "too_many_dims")
+    if array.size > limits.max_elements:
+        msg = (
+            f"{field} has {array.size} elements; at most {limits.max_elements} are accepted "
+            "per array (XENT_MAX_ELEMENTS)"
+        )
+        raise ArrayError((), msg, "too_many_elements")
+    return _finish(array, numbers)
+
+
 def _has_bool(value: Any) -> bool:
     return _first_leaf(value, lambda item: isinstance(item, bool)) is not None
 
@@ -251,6 +269,9 @@ def _finish(array: NDArray[Any], numbers: NumberKind) -> NDArray[Any]:
     return array.astype(np.int64, copy=False)
 
 
+_TENSOR_VALIDATORS: set[Callable[..., Any]] = set()
+
+
 def _validator(numbers: NumberKind) -> Callable[[Any, ValidationInfo], NDArray[Any]]:
     def validate(value: Any, info: ValidationInfo) -> NDArray[Any]:
         context = info.context or {}
@@ -268,6 +289,7 @@ def _validator(numbers: NumberKind) -> Callable[[Any, ValidationInfo], NDArray[A
                 error.kind, "{detail}", {"detail": error.msg, "path": list(error.path)}
             ) from None
 
+    _TENSOR_VALIDATORS.add(validate)
     return validate
 
 
@@ -282,3 +304,27 @@ TargetTensor = Annotated[
     NDArray[Any],
     PlainValidator(_validator("number"), json_schema_input_type=int | IndexTensor | NumberTensor),
 ]
+
+
+def _is_tensor(annotation: Any) -> bool:
+    metadata = getattr(annotation, "__metadata__", ())
+    if any(isinstance(item, PlainValidator) and item.func in _TENSOR_VALIDATORS for item in metadata):
+        return True
+    return any(_is_tensor(argument) for argument in typing.get_args(annotation))
+
+
+def tensor_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The JSON keys (names and aliases) of ``model``'s array fields."""
+    keys: set[str] = set()
+    for name, field in model.model_fields.items():
+        in_metadata = any(
+            isinstance(item, PlainValidator) and item.func in _TENSOR_VALIDATORS for item in field.metadata
+        )
+        if in_metadata or _is_tensor(field.annotation):
+            keys.add(name)
+            alias = field.validation_alias
+            if isinstance(alias, AliasChoices):
+                keys.update(choice for choice in alias.choices if isinstance(choice, str))
+            elif isinstance(alias, str):
+                keys.add(alias)
+    return frozenset(keys)

@@ -30,7 +30,8 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.types import Receive, Scope, Send
 
-from service.api.arrays import ArrayLimits, decode_context
+from service.api.arrays import ArrayLimits, decode_context, tensor_fields
+from service.api.bulk_json import decode_bulk
 from service.api.errors import (
     PROBLEM_CONTENT_TYPE,
     Problem,
@@ -44,6 +45,8 @@ __all__ = ["LeanJSONRoute", "RawBodyRoute", "Reply", "TransportLimits"]
 JSON_CONTENT_TYPE = b"application/json"
 _PROBLEM_CONTENT_TYPE = PROBLEM_CONTENT_TYPE.encode()
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+#: Bodies from this size on try ``decode_bulk`` first (no Python object per number).
+BULK_MIN_BODY_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,12 +192,24 @@ class LeanJSONRoute(RawBodyRoute):
     ) -> None:
         super().__init__(path, endpoint, limits=limits, **kwargs)
         self._model = _request_model(endpoint)
+        self._array_fields = tensor_fields(self._model)
         self._compute = endpoint
+
+    def _parse(self, body: bytearray) -> BaseModel:
+        context = decode_context(body, self.limits.arrays)
+        if len(body) >= BULK_MIN_BODY_BYTES:
+            document = decode_bulk(body, self._array_fields, max_dims=self.limits.arrays.max_dims)
+            if document is not None:
+                return self._model.model_validate(document, context=context)
+        return self._model.model_validate_json(body, context=context)
 
     def respond(self, body: bytearray, scope: Scope) -> Reply:
         try:
-            request = self._model.model_validate_json(body, context=decode_context(body, self.limits.arrays))
+            request = self._parse(body)
+            # The arrays are NumPy copies now: free the body before computing and serialising.
+            body.clear()
             payload = self._compute(request)
+            del request
             return Reply(200, orjson.dumps(payload, option=_DUMP_OPTIONS))
         except ValidationError as error:
             problem = problem_from_validation_error(error)

@@ -6,9 +6,13 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 
-from service.api.schemas import CrossEntropyResponse
+from service.api.arrays import tensor_fields
+from service.api.bulk_json import decode_bulk
+from service.api.routing import BULK_MIN_BODY_BYTES
+from service.api.schemas import CrossEntropyRequest, CrossEntropyResponse
 
 pytestmark = pytest.mark.anyio
 
@@ -102,3 +106,47 @@ async def test_outputs_selects_the_arrays_returned(client: httpx.AsyncClient) ->
 async def test_integer_literals_are_numbers(client: httpx.AsyncClient) -> None:
     data = await _post(client, {"logits": [[1, 2, 3]], "target": [0], "weight": [1, 2, 3]})
     assert data["loss"] == pytest.approx(2.40760596444438)
+
+
+def _large_request(rows: int = 900, classes: int = 100) -> dict[str, Any]:
+    rng = np.random.default_rng(5)
+    return {
+        "logits": rng.normal(size=(rows, classes)).round(6).tolist(),
+        "target": rng.integers(0, classes, rows).tolist(),
+        "weight": rng.random(classes).round(3).tolist(),
+        "outputs": ["losses", "grad", "predictions"],
+    }
+
+
+async def test_large_bodies_take_the_bulk_path_with_identical_results(client: httpx.AsyncClient) -> None:
+    request = _large_request()
+    body = orjson.dumps(request)
+    assert len(body) >= BULK_MIN_BODY_BYTES
+    assert decode_bulk(body, tensor_fields(CrossEntropyRequest)) is not None
+    large = await _post(client, request)
+    # The same numbers, sent as many small requests through the ordinary parser.
+    for start in range(0, 900, 300):
+        part = {
+            **request,
+            "logits": request["logits"][start : start + 10],
+            "target": request["target"][start : start + 10],
+            "reduction": "none",
+        }
+        small = await _post(client, part)
+        assert small["losses"] == large["losses"][start : start + 10]
+        assert small["predictions"] == large["predictions"][start : start + 10]
+
+
+async def test_errors_in_large_bodies_are_as_precise_as_in_small_ones(client: httpx.AsyncClient) -> None:
+    request = _large_request()
+    request["logits"][823][56] = "0.5"
+    response = await client.post("/v1/cross-entropy", json=request)
+    assert response.status_code == 422
+    assert (
+        response.json()["errors"][0]["msg"]
+        == "logits[823][56] = '0.5' is a string; numbers are written without quotes"
+    )
+    request = _large_request()
+    request["target"][800] = 100
+    response = await client.post("/v1/cross-entropy", json=request)
+    assert response.json()["detail"] == "target[800] = 100 is out of range for 100 classes"

@@ -1,0 +1,226 @@
+"""Large JSON request bodies decoded without a Python object per number.
+
+A general JSON parser turns a 4096 x 1000 batch into four million Python floats (about 32 bytes each,
+plus the parser's own transient buffers) before NumPy sees it: five to six times the body in memory.
+This module parses such a body in two parts instead:
+
+* the *envelope*, the body with each large numeric array replaced by a placeholder, which is small and
+  goes through orjson as usual;
+* each large array *span*, read in chunks of about a megabyte: the brackets of a chunk are blanked
+  and orjson parses its numbers as one flat list, which NumPy copies into the result and which is then
+  freed; the bracket structure is checked separately, from the skeleton of ``[``, ``]`` and ``,`` that
+  remains once the number characters are deleted, against the skeleton a rectangular array of the
+  derived shape must have.
+
+It is an optimisation with an exact fallback, never a second grammar: the result is returned only when
+the envelope and every span parse as strict JSON (orjson) and the placeholders are found exactly once,
+as top-level values. Then the body is valid JSON and means exactly the returned values, since a value
+slot of a valid document accepts any valid value. Anything unusual (escapes, a string or an object
+inside an array, a ragged array, NaN, 1e400, integers beyond 64 bits, duplicate keys) returns ``None``,
+and the caller parses the body the ordinary way, which also finds the exact position of the problem.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection, Iterator
+from typing import Any, Final
+
+import numpy as np
+import orjson
+from numpy.typing import NDArray
+
+__all__ = ["MIN_SPAN_BYTES", "decode_bulk"]
+
+#: Arrays whose JSON text is shorter than this stay in the envelope (orjson is faster on small data).
+MIN_SPAN_BYTES: Final = 64 * 1024
+#: Bytes of array text parsed per orjson call.
+CHUNK_BYTES: Final = 1 << 20
+
+_WHITESPACE: Final = b" \t\r\n"
+_NUMBER_CHARACTERS: Final = b"0123456789+-.eE" + _WHITESPACE
+_BLANK_BRACKETS: Final = bytes.maketrans(b"[]", b"  ")
+_PLACEHOLDER: Final = b"-7239480156389021"
+_INT64_BOUND: Final = 2.0**63
+#: An integer literal too long for 64 bits: 19 or more digits, no fraction, no exponent.
+_LONG_INTEGER: Final = re.compile(rb"(?<![\d.])\d{19,}(?![\d.eE])")
+
+
+def decode_bulk(
+    body: bytes | bytearray,
+    array_fields: Collection[str],
+    *,
+    max_dims: int = 8,
+    min_span_bytes: int = MIN_SPAN_BYTES,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> dict[str, Any] | None:
+    """The body's top-level object with the large arrays among ``array_fields`` as NumPy arrays
+    (float64, or int64 when every element is a JSON integer), or ``None`` to say "parse it the
+    ordinary way"."""
+    if b"\\" in body:
+        return None  # escapes make quote scanning ambiguous; rare in numeric payloads
+    spans = _array_spans(body, array_fields, min_span_bytes)
+    if not spans:
+        return None
+    arrays: dict[str, NDArray[Any]] = {}
+    for name, (start, end) in spans.items():
+        array = _parse_numeric_array(body, start, end, max_dims, chunk_bytes)
+        if array is None:
+            return None
+        arrays[name] = array
+    return _parse_envelope(body, spans, arrays)
+
+
+def _quotes(body: bytes | bytearray) -> list[int]:
+    positions: list[int] = []
+    position = body.find(b'"')
+    while position != -1:
+        positions.append(position)
+        position = body.find(b'"', position + 1)
+    return positions
+
+
+def _skip_whitespace(body: bytes | bytearray, position: int) -> int:
+    while position < len(body) and body[position] in _WHITESPACE:
+        position += 1
+    return position
+
+
+def _array_spans(
+    body: bytes | bytearray, array_fields: Collection[str], min_span_bytes: int
+) -> dict[str, tuple[int, int]]:
+    """``{field: (start, end)}`` of large ``[...]`` values of keys named in ``array_fields``.
+
+    Without escapes every string is a pair of consecutive quotes, and numeric arrays contain none: a
+    value that starts with ``[`` runs to just before the next quote (the next key) or the object's
+    closing brace. A wrong guess here is caught by the checks that follow.
+    """
+    quotes = _quotes(body)
+    if len(quotes) % 2:
+        return {}
+    closing = body.rfind(b"}")
+    spans: dict[str, tuple[int, int]] = {}
+    for index in range(0, len(quotes), 2):
+        opening, closing_quote = quotes[index], quotes[index + 1]
+        name = bytes(body[opening + 1 : closing_quote]).decode("utf-8", "replace")
+        if name not in array_fields:
+            continue
+        colon = _skip_whitespace(body, closing_quote + 1)
+        if colon >= len(body) or body[colon] != ord(":"):
+            continue
+        start = _skip_whitespace(body, colon + 1)
+        if start >= len(body) or body[start] != ord("["):
+            continue
+        limit = quotes[index + 2] if index + 2 < len(quotes) else closing
+        end = limit
+        while end > start and body[end - 1] in _WHITESPACE:
+            end -= 1
+        if index + 2 < len(quotes):
+            if end <= start or body[end - 1] != ord(","):
+                return {}
+            end -= 1
+            while end > start and body[end - 1] in _WHITESPACE:
+                end -= 1
+        if name in spans:
+            return {}  # a duplicate key: let the ordinary parser apply JSON's last-one-wins
+        if end - start >= min_span_bytes:
+            spans[name] = (start, end)
+    return spans
+
+
+def _chunks(body: bytes | bytearray, start: int, end: int, chunk_bytes: int) -> Iterator[bytes]:
+    """Consecutive pieces of ``body[start:end]`` of about ``chunk_bytes``, split at (and without) commas."""
+    position = start
+    while end - position > chunk_bytes:
+        cut = body.find(b",", position + chunk_bytes, end)
+        if cut == -1:
+            break
+        yield bytes(body[position:cut])
+        position = cut + 1
+    yield bytes(body[position:end])
+
+
+def _parse_numeric_array(
+    body: bytes | bytearray, start: int, end: int, max_dims: int, chunk_bytes: int
+) -> NDArray[Any] | None:
+    skeleton_parts: list[bytes] = []
+    pieces: list[NDArray[Any]] = []
+    for number, piece in enumerate(_chunks(body, start, end, chunk_bytes)):
+        skeleton = piece.translate(None, _NUMBER_CHARACTERS)
+        if skeleton.strip(b"[],"):
+            return None  # a string, object, literal or stray character: not a plain numeric array
+        skeleton_parts.append(skeleton if number == 0 else b"," + skeleton)
+        try:
+            values = orjson.loads(b"[" + piece.translate(_BLANK_BRACKETS) + b"]")
+        except orjson.JSONDecodeError:
+            return None
+        array = np.array(values)
+        if array.dtype.kind not in "if" or array.ndim != 1:
+            return None  # integers beyond 64 bits become objects: the ordinary path reports them
+        if array.dtype.kind == "f" and np.any(np.abs(array) >= _INT64_BOUND) and _LONG_INTEGER.search(piece):
+            return None  # orjson reads an integer beyond 64 bits as a float; a JSON parser would not
+        pieces.append(array)
+    shape = _shape_of(b"".join(skeleton_parts), max_dims)
+    if shape is None:
+        return None
+    flat = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+    if flat.size != math.prod(shape):
+        return None
+    return flat.reshape(shape)
+
+
+def _shape_of(skeleton: bytes, max_dims: int) -> tuple[int, ...] | None:
+    """The shape whose rectangular skeleton is ``skeleton``, or ``None`` if it is not one."""
+    ndim = len(skeleton) - len(skeleton.lstrip(b"["))
+    if not 1 <= ndim <= max_dims:
+        return None
+    dims: list[int] = []
+    for level in range(ndim, 0, -1):
+        # The first element of this depth ends at the first run of (ndim - level + 1) closing
+        # brackets; its length is one more than the separators of the next depth before that.
+        closing = b"]" * (ndim - level + 1)
+        end = skeleton.find(closing)
+        if end == -1:
+            return None
+        separator = b"]" * (ndim - level) + b"," + b"[" * (ndim - level)
+        dims.append(skeleton.count(separator, level - 1, end) + 1)
+    shape = tuple(reversed(dims))
+    if 0 in shape or skeleton != _expected_skeleton(shape):
+        return None
+    return shape
+
+
+def _expected_skeleton(shape: tuple[int, ...]) -> bytes:
+    skeleton = b"[" + b"," * (shape[-1] - 1) + b"]"
+    for length in reversed(shape[:-1]):
+        skeleton = b"[" + b",".join([skeleton] * length) + b"]"
+    return skeleton
+
+
+def _parse_envelope(
+    body: bytes | bytearray, spans: dict[str, tuple[int, int]], arrays: dict[str, NDArray[Any]]
+) -> dict[str, Any] | None:
+    ordered = sorted(spans.items(), key=lambda item: item[1][0])
+    parts: list[bytes] = []
+    position = 0
+    for _, (start, end) in ordered:
+        parts += [bytes(body[position:start]), _PLACEHOLDER]
+        position = end
+    parts.append(bytes(body[position:]))
+    envelope = b"".join(parts)
+    if envelope.count(_PLACEHOLDER) != len(spans):
+        return None
+    try:
+        document = orjson.loads(envelope)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    placeholder = int(_PLACEHOLDER)
+    for name in spans:
+        value = document.get(name)
+        if type(value) is not int or value != placeholder:
+            return None  # the array was not a top-level value after all
+        document[name] = arrays[name]
+    return document
