@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Sequence
 
 import uvicorn
+from uvicorn.supervisors.multiprocess import Multiprocess
 
+from service.lifecycle import PROCESS_LIFECYCLE, DrainingServer
+from service.observability import logging_config
 from service.settings import Settings
 
 __all__ = ["main", "parse_args"]
@@ -39,20 +44,40 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Worker processes build their app from the environment: hand them the effective settings.
     for name, value in overrides.items():
         os.environ[f"XENT_{name.upper()}"] = str(value)
-    # uvicorn drains on SIGTERM, then re-raises the signal it caught so that the default action
-    # (death by signal) follows. A SIGTERM-initiated shutdown that completed is a success: exit 0.
-    signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    uvicorn.run(
+
+    metrics_dir = None
+    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Workers share their counters through files here; /metrics sums them (prometheus-client).
+        metrics_dir = tempfile.mkdtemp(prefix="xent-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+
+    config = uvicorn.Config(
         "service.main:app_from_environment",
         factory=True,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
+        log_config=logging_config(settings.log_level, settings.log_format),
         log_level=settings.log_level,
+        access_log=False,  # RequestObserver writes the access log, with request ids
+        timeout_graceful_shutdown=int(settings.shutdown_timeout) or 1,
         proxy_headers=False,
         server_header=False,
-        date_header=True,
     )
+    server = DrainingServer(config, drain_seconds=settings.drain_seconds, lifecycle=PROCESS_LIFECYCLE)
+    # uvicorn re-raises the SIGTERM it handled once it has shut down, so that the default action (death
+    # by signal) follows. A SIGTERM-initiated shutdown that completed is a success: exit 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        if config.workers > 1:
+            # uvicorn's supervisor runs its own Server in each worker: they shut down gracefully on
+            # SIGTERM, without the drain delay (one process per pod is the recommended deployment).
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        else:
+            server.run()
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

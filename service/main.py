@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from service.api.arrays import ArrayLimits
 from service.api.errors import install_error_handlers
+from service.api.metrics import ServiceMetrics
+from service.api.middleware import BearerAuth, RequestObserver
 from service.api.openapi import build_openapi
-from service.api.routes import health, v1_routes
+from service.api.routes import health, operations, v1_routes
 from service.api.routing import TransportLimits
+from service.lifecycle import PROCESS_LIFECYCLE, Lifecycle
 from service.settings import Settings
 
 __all__ = ["VERSION", "app_from_environment", "create_app"]
 
 VERSION = "0.1.0"
+
+logger = logging.getLogger("service")
 
 DESCRIPTION = """\
 The reference cross-entropy service: classification losses computed exactly as PyTorch does, over
@@ -23,19 +33,51 @@ softmax, plus the gradient, predictions and more on request.
 Errors are RFC 9457 `application/problem+json`, naming the field, the position and the problem.
 """
 
+HEALTH_PATHS = ("/health/", "/v2/health/")
+METRICS_PATHS = ("/metrics",)
+DOCS_PATHS = ("/docs", "/openapi.json", "/redoc")
 
-def create_app(settings: Settings) -> FastAPI:
+
+def _public_prefixes(settings: Settings) -> tuple[str, ...]:
+    prefixes: tuple[str, ...] = ()
+    if settings.public_health:
+        prefixes += HEALTH_PATHS
+    if settings.public_metrics:
+        prefixes += METRICS_PATHS
+    if settings.public_docs:
+        prefixes += DOCS_PATHS
+    return prefixes
+
+
+def create_app(settings: Settings, *, lifecycle: Lifecycle | None = None) -> FastAPI:
     """Build the service from explicit settings (tests pass their own; nothing is read here)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.api_keys:
+            logger.info("access control on: %d API key(s) configured", len(settings.api_keys))
+        else:
+            logger.warning(
+                "access control off: XENT_API_KEYS is empty, anyone who can reach the service may use it"
+            )
+        yield
+
     app = FastAPI(
         title="Cross-entropy service",
         version=VERSION,
         summary="Classification losses exactly as PyTorch computes them.",
         description=DESCRIPTION,
         license_info={"name": "MIT", "identifier": "MIT"},
-        openapi_tags=[{"name": "losses", "description": "Loss functions and their gradients."}],
+        openapi_tags=[
+            {"name": "losses", "description": "Loss functions and their gradients."},
+            {"name": "operations", "description": "Health probes and metrics for operators."},
+        ],
         separate_input_output_schemas=False,
+        lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.lifecycle = lifecycle or Lifecycle()
+    app.state.metrics = metrics = ServiceMetrics()
     install_error_handlers(app)
 
     limits = TransportLimits(
@@ -46,6 +88,20 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.router.routes.extend(v1_routes(limits))
     app.include_router(health.router)
+    app.include_router(operations.router)
+
+    # Added innermost first: BearerAuth, then CORS (so preflights never need a key), then the observer.
+    keys = [key.get_secret_value() for key in settings.api_keys]
+    app.add_middleware(BearerAuth, keys=keys, public_prefixes=_public_prefixes(settings))
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
+            expose_headers=["x-request-id"],
+        )
+    app.add_middleware(RequestObserver, metrics=metrics)
 
     def openapi() -> dict[str, object]:
         return build_openapi(app)
@@ -56,4 +112,4 @@ def create_app(settings: Settings) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """Factory for ``uvicorn --factory`` and worker processes: settings from ``XENT_*`` now."""
-    return create_app(Settings())
+    return create_app(Settings(), lifecycle=PROCESS_LIFECYCLE)

@@ -6,10 +6,10 @@ Nothing here reads the environment at import time: ``Settings()`` does, when the
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["LogLevel", "Settings"]
 
@@ -58,6 +58,42 @@ class Settings(BaseSettings):
             "loop keeps serving other requests; smaller ones are cheaper inline (XENT_OFFLOAD_BYTES)."
         ),
     )
+    shutdown_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "On SIGTERM, how long requests in flight may take to finish before the process exits "
+            "anyway, in seconds (XENT_SHUTDOWN_TIMEOUT)."
+        ),
+    )
+    drain_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "On SIGTERM, how long to keep accepting requests while /health/ready answers 503, so that "
+            "a load balancer stops sending new ones first, in seconds (XENT_DRAIN_SECONDS)."
+        ),
+    )
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated API keys; when set, requests need `Authorization: Bearer <key>` "
+            "(XENT_API_KEYS). None set: the service is open, and says so in its log at start."
+        ),
+    )
+    public_health: bool = Field(default=True, description="Health probes need no key (XENT_PUBLIC_HEALTH).")
+    public_metrics: bool = Field(default=True, description="/metrics needs no key (XENT_PUBLIC_METRICS).")
+    public_docs: bool = Field(
+        default=True, description="/docs and /openapi.json need no key (XENT_PUBLIC_DOCS)."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated origins allowed by CORS; none: CORS stays off (XENT_CORS_ORIGINS).",
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="Log lines as JSON objects or as plain text (XENT_LOG_FORMAT)."
+    )
+
     compute_concurrency: int = Field(
         default=2,
         ge=1,
@@ -66,3 +102,10 @@ class Settings(BaseSettings):
             "bounds memory (XENT_COMPUTE_CONCURRENCY)."
         ),
     )
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import AliasChoices, BaseModel, PlainValidator, ValidationInfo
+from pydantic import AliasChoices, BaseModel, Field, PlainValidator, ValidationInfo
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
@@ -29,6 +29,7 @@ from service.core import format_loc
 
 __all__ = [
     "ArrayLimits",
+    "FloatOrTensor",
     "FloatTensor",
     "IndexTensor",
     "NullableNumberTensor",
@@ -40,10 +41,19 @@ __all__ = [
 ]
 
 #: Documentation types: what the JSON looks like. Validation is done by ``json_to_array``.
-NumberTensor = TypeAliasType("NumberTensor", "list[float] | list[NumberTensor]")
-IndexTensor = TypeAliasType("IndexTensor", "list[int] | list[IndexTensor]")
+#: (Arrays are never empty: every dimension of an input has at least one element.)
+NumberTensor = TypeAliasType(
+    "NumberTensor",
+    "Annotated[list[float], Field(min_length=1)] | Annotated[list[NumberTensor], Field(min_length=1)]",
+)
+IndexTensor = TypeAliasType(
+    "IndexTensor",
+    "Annotated[list[int], Field(min_length=1)] | Annotated[list[IndexTensor], Field(min_length=1)]",
+)
 NullableNumberTensor = TypeAliasType(
-    "NullableNumberTensor", "list[float | None] | list[NullableNumberTensor]"
+    "NullableNumberTensor",
+    "Annotated[list[float | None], Field(min_length=1)] "
+    "| Annotated[list[NullableNumberTensor], Field(min_length=1)]",
 )
 
 NumberKind = Literal["float", "number"]
@@ -297,6 +307,12 @@ def _validator(numbers: NumberKind) -> Callable[[Any, ValidationInfo], NDArray[A
 FloatTensor = Annotated[
     NDArray[np.float64],
     PlainValidator(_validator("float"), json_schema_input_type=NumberTensor),
+]
+
+#: Binary cross-entropy takes input of any shape, a single number (0-d) included.
+FloatOrTensor = Annotated[
+    NDArray[np.float64],
+    PlainValidator(_validator("float"), json_schema_input_type=float | NumberTensor),
 ]
 
 #: Class indices (JSON integers, or one integer for unbatched input) or class probabilities.

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from service.core import InvalidInputError, Issue, Loc, format_loc
+from service.observability import REQUEST_ID
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
@@ -85,8 +86,17 @@ class Problem(Exception):
                 {"loc": list(issue.loc), "msg": issue.msg, "type": issue.kind}
                 for issue in self.errors[:MAX_ERRORS]
             ]
+        request_id = REQUEST_ID.get()
+        if request_id != "-":
+            payload["request_id"] = request_id
         payload.update(self.extensions)
         return payload
+
+    def kinds(self) -> list[str]:
+        """What went wrong, for the metrics: each field problem's kind, or the problem type's name."""
+        if self.errors:
+            return [issue.kind for issue in self.errors]
+        return [PROBLEM_TYPES.get(self.status, "/problems/other").rsplit("/", 1)[-1].replace("-", "_")]
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.body())

@@ -25,6 +25,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import numpy as np
 import orjson
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
@@ -38,6 +39,7 @@ from service.api.errors import (
     problem_from_invalid_input,
     problem_from_validation_error,
 )
+from service.api.middleware import request_state
 from service.core import InvalidInputError
 
 __all__ = ["LeanJSONRoute", "RawBodyRoute", "Reply", "TransportLimits"]
@@ -134,6 +136,7 @@ class RawBodyRoute(APIRoute):
             self._check_headers(scope)
             body = await self._read_body(receive)
         except Problem as problem:
+            request_state(scope)["problem_kinds"] = problem.kinds()
             await _send(send, self.reply_to_problem(problem), close=True)
             return
         except _Disconnected:
@@ -204,18 +207,29 @@ class LeanJSONRoute(RawBodyRoute):
         return self._model.model_validate_json(body, context=context)
 
     def respond(self, body: bytearray, scope: Scope) -> Reply:
+        state = request_state(scope)
         try:
             request = self._parse(body)
             # The arrays are NumPy copies now: free the body before computing and serialising.
             body.clear()
             payload = self._compute(request)
+            state["workload"] = self._workload(request)
             del request
             return Reply(200, orjson.dumps(payload, option=_DUMP_OPTIONS))
         except ValidationError as error:
             problem = problem_from_validation_error(error)
         except InvalidInputError as error:
             problem = problem_from_invalid_input(error)
+        state["problem_kinds"] = problem.kinds()
         return self.reply_to_problem(problem)
+
+    def _workload(self, request: BaseModel) -> tuple[int, int]:
+        """(samples, elements) of the request's first array: a batch's rows and its numbers."""
+        for name in self._model.model_fields:
+            value = getattr(request, name, None)
+            if name in self._array_fields and isinstance(value, np.ndarray):
+                return (value.shape[0] if value.ndim >= 2 else 1), int(value.size)
+        return 0, 0
 
 
 async def _send(send: Send, reply: Reply, *, close: bool = False) -> None:

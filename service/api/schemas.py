@@ -14,6 +14,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from service.api.arrays import (
+    FloatOrTensor,
     FloatTensor,
     IndexTensor,
     NullableNumberTensor,
@@ -56,11 +57,24 @@ _STRICT = ConfigDict(
 )
 
 
+def _one_input_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Say in JSON Schema what the validators enforce: exactly one input array, and the target under
+    exactly one of its two names."""
+    inputs = model.input_names()  # type: ignore[attr-defined]
+    properties = schema["properties"]
+    properties["labels"] = {**properties["target"], "description": "Alias of `target`."}
+    schema["required"] = [name for name in schema.get("required", []) if name != "target"]
+    schema["allOf"] = [
+        {"oneOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in inputs]},
+        {"oneOf": [{"required": ["target"]}, {"required": ["labels"]}]},
+    ]
+
+
 class _OneInputRequest(BaseModel):
     """A loss request: exactly one of the fields ``input_names()`` names, and a ``target`` that may
     also be sent as ``labels``."""
 
-    model_config = _STRICT
+    model_config = ConfigDict(**_STRICT, json_schema_extra=_one_input_schema)
 
     @staticmethod
     def input_names() -> tuple[str, ...]:
@@ -201,24 +215,24 @@ class BinaryCrossEntropyRequest(_OneInputRequest):
     """Binary cross-entropy (``nn.BCEWithLogitsLoss`` / ``nn.BCELoss``): exactly one of ``logits`` or
     ``probabilities``, and ``target`` of the same shape."""
 
-    logits: FloatTensor | None = Field(
+    logits: FloatOrTensor | None = Field(
         default=None, description="Raw scores of any shape: (N) binary, (N, L) multi-label, ..."
     )
-    probabilities: FloatTensor | None = Field(
+    probabilities: FloatOrTensor | None = Field(
         default=None,
         description="Probabilities in [0, 1] of any shape; clipped to [epsilon, 1 - epsilon].",
     )
-    target: FloatTensor = Field(
+    target: FloatOrTensor = Field(
         validation_alias=AliasChoices("target", "labels"),
         description="Targets in [0, 1] (alias: labels), the input's shape; soft labels allowed.",
     )
-    weight: FloatTensor | None = Field(
+    weight: FloatOrTensor | None = Field(
         default=None,
         description=(
             "Non-negative weights broadcastable to the input, e.g. (N, 1) per sample or (L) per label."
         ),
     )
-    pos_weight: FloatTensor | None = Field(
+    pos_weight: FloatOrTensor | None = Field(
         default=None,
         description=(
             "Non-negative weight of positive examples, broadcast along the last dimension; logits only."

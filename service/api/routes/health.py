@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 __all__ = ["Health", "router"]
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["operations"])
 
 
 class Health(BaseModel):
@@ -34,7 +34,7 @@ async def live() -> Health:
     responses={503: {"description": "Draining: finishing requests in flight before exiting."}},
 )
 async def ready(request: Request, response: Response) -> Health:
-    if getattr(request.app.state, "draining", False):
+    if request.app.state.lifecycle.draining:
         response.status_code = 503
         return Health(status="draining")
     return Health(status="ready")

@@ -1,0 +1,307 @@
+"""Load and soak: many concurrent connections, a mix of valid and invalid, small and large requests.
+
+    python bench/load.py --url http://127.0.0.1:8000 --duration 60 --connections 64 [--pid PID]
+
+Every response is checked: its status must be the one that request should get (200, 422, 415, 404),
+and a sample of the valid answers is recomputed with the service's own core in this process and
+compared number by number. With ``--pid`` (the server's process id, on this machine) the server's
+resident memory is read after a warm-up and at the end. Prints a summary and, with ``--json``, writes
+it to a file. Exit status 1 when anything was wrong (an error, a 5xx, a wrong answer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+
+from service.core import binary_cross_entropy, cross_entropy, divergence, tempered_softmax
+
+Json = dict[str, Any]
+Check = Callable[[Json], bool]
+
+
+@dataclass
+class Request:
+    kind: str
+    method: str
+    path: str
+    content: bytes | None
+    headers: dict[str, str]
+    expected_status: int
+    check: Check | None = None
+
+
+@dataclass
+class Summary:
+    duration_s: float = 0.0
+    connections: int = 0
+    requests: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    server_errors: int = 0
+    checked: int = 0
+    wrong_answers: int = 0
+    latency_p50_ms: float = 0.0
+    latency_p99_ms: float = 0.0
+    requests_per_second: float = 0.0
+    rss_after_warmup_mb: float | None = None  # the floor of the first quarter after warm-up
+    rss_end_mb: float | None = None  # the floor of the last quarter
+    rss_growth_percent: float | None = None
+    first_problems: list[str] = field(default_factory=list)
+
+
+def _close(got: Any, want: Any, dtype: str = "float64") -> bool:
+    rtol, atol = (1e-9, 1e-12) if dtype == "float64" else (1e-5, 1e-6)
+    if want is None or got is None:
+        return got is want
+    got_array = np.asarray(got, dtype=np.float64)
+    want_array = np.asarray(want, dtype=np.float64)
+    return got_array.shape == want_array.shape and bool(
+        np.allclose(got_array, want_array, rtol=rtol, atol=atol)
+    )
+
+
+def _json(path: str, body: Json, expected: int = 200, check: Check | None = None, kind: str = "") -> Request:
+    return Request(
+        kind or path,
+        "POST",
+        path,
+        orjson.dumps(body),
+        {"content-type": "application/json"},
+        expected,
+        check,
+    )
+
+
+def _cross_entropy_request(rng: np.random.Generator, rows: int, classes: int, kind: str) -> Request:
+    logits = rng.normal(0, 3, (rows, classes)).round(6)
+    target = rng.integers(0, classes, rows)
+    options: Json = {
+        "reduction": str(rng.choice(["mean", "sum", "none"])),
+        "label_smoothing": float(rng.choice([0.0, 0.1])),
+        "outputs": ["losses", "softmax", "grad"],
+    }
+    body = {"logits": logits.tolist(), "target": target.tolist(), **options}
+
+    def check(answer: Json) -> bool:
+        want = cross_entropy(
+            logits,
+            target,
+            reduction=options["reduction"],
+            label_smoothing=options["label_smoothing"],
+            outputs=["losses", "softmax", "grad"],
+        )
+        return (
+            _close(answer["loss"], None if want.loss is None else float(want.loss))
+            and _close(answer["losses"], want.losses)
+            and _close(answer["softmax"], want.softmax)
+            and _close(answer["grad"], want.grad)
+        )
+
+    return _json("/v1/cross-entropy", body, check=check, kind=kind)
+
+
+def _other_request(rng: np.random.Generator) -> Request:
+    choice = int(rng.integers(0, 3))
+    if choice == 0:
+        logits = rng.normal(0, 2, (8, 5)).round(6)
+        target = rng.integers(0, 2, (8, 5)).astype(float)
+
+        def check_bce(answer: Json) -> bool:
+            want = binary_cross_entropy(logits, target)
+            return _close(answer["loss"], float(want.loss or 0.0)) and _close(answer["losses"], want.losses)
+
+        body = {"logits": logits.tolist(), "target": target.tolist()}
+        return _json("/v1/binary-cross-entropy", body, check=check_bce, kind="bce")
+    if choice == 1:
+        logits = rng.normal(0, 2, (4, 6)).round(6)
+        temperature = float(rng.choice([0.5, 1.0, 3.0]))
+
+        def check_softmax(answer: Json) -> bool:
+            want, _ = tempered_softmax(logits, temperature=temperature)
+            return _close(answer["softmax"], want)
+
+        body = {"logits": logits.tolist(), "temperature": temperature}
+        return _json("/v1/softmax", body, check=check_softmax, kind="softmax")
+    raw = rng.random((3, 4)) + 0.05
+    p = (raw / raw.sum(axis=1, keepdims=True)).round(6)
+    raw = rng.random((3, 4)) + 0.05
+    q = (raw / raw.sum(axis=1, keepdims=True)).round(6)
+
+    def check_divergence(answer: Json) -> bool:
+        want = divergence(p, q)
+        return _close(answer["cross_entropy"], float(want.cross_entropy or 0.0))
+
+    return _json(
+        "/v1/divergence", {"p": p.tolist(), "q": q.tolist()}, check=check_divergence, kind="divergence"
+    )
+
+
+SEED = {"logits": [[-1, 0.5, 2], [-1, 0.5, 3]], "target": [1, 2]}
+
+INVALID: list[Request] = [
+    Request(
+        "invalid-nan",
+        "POST",
+        "/v1/cross-entropy",
+        b'{"logits": [[1, NaN]], "target": [0]}',
+        {"content-type": "application/json"},
+        422,
+    ),
+    _json("/v1/cross-entropy", {"logits": [[1, 2]], "target": [7]}, 422, kind="invalid-range"),
+    _json("/v1/cross-entropy", {"logits": [[1, 2], [3]], "target": [0, 0]}, 422, kind="invalid-ragged"),
+    _json("/v1/softmax", {"logits": [1, 2], "temperature": 0}, 422, kind="invalid-temperature"),
+    Request(
+        "invalid-json", "POST", "/v1/divergence", b"{not json", {"content-type": "application/json"}, 422
+    ),
+    Request("invalid-type", "POST", "/v1/cross-entropy", b"logits=1", {"content-type": "text/plain"}, 415),
+    Request("invalid-route", "GET", "/v1/nowhere", None, {}, 404),
+]
+
+
+def make_request(rng: np.random.Generator) -> Request:
+    """Weighted mix: mostly small valid requests, some invalid, a few medium and large batches."""
+    roll = rng.random()
+    if roll < 0.35:
+        seed = cross_entropy(np.array(SEED["logits"], dtype=float), np.array(SEED["target"]))
+
+        def check_seed(answer: Json) -> bool:
+            return _close(answer["loss"], float(seed.loss or 0.0)) and _close(answer["softmax"], seed.softmax)
+
+        return _json("/v1/cross-entropy", SEED, check=check_seed, kind="seed")
+    if roll < 0.55:
+        return _cross_entropy_request(rng, int(rng.integers(1, 16)), int(rng.integers(2, 12)), "small")
+    if roll < 0.70:
+        return _other_request(rng)
+    if roll < 0.90:
+        return INVALID[int(rng.integers(0, len(INVALID)))]
+    if roll < 0.985:
+        return _cross_entropy_request(rng, 256, 100, "medium")
+    return _cross_entropy_request(rng, 2000, 200, "large")
+
+
+def server_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+async def run(
+    url: str, duration: float, connections: int, seed: int, pid: int | None, warmup: float, check_every: int
+) -> Summary:
+    summary = Summary(connections=connections)
+    latencies: list[float] = []
+    readings: list[tuple[float, float]] = []
+    rng = np.random.default_rng(seed)
+    # Requests are prepared ahead, so that building them does not slow the load down.
+    pool = [make_request(rng) for _ in range(600)]
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    started = time.perf_counter()
+    deadline = started + duration
+    warm_at = started + warmup
+    picker = random.Random(seed)
+
+    def problem(text: str) -> None:
+        if len(summary.first_problems) < 20:
+            summary.first_problems.append(text)
+
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
+
+        async def worker(index: int) -> None:
+            count = 0
+            while time.perf_counter() < deadline:
+                request = pool[picker.randrange(len(pool))]
+                sent = time.perf_counter()
+                try:
+                    response = await client.request(
+                        request.method, request.path, content=request.content, headers=request.headers
+                    )
+                except httpx.HTTPError as error:
+                    summary.errors += 1
+                    problem(f"{request.kind}: {type(error).__name__}: {error}")
+                    continue
+                latencies.append(time.perf_counter() - sent)
+                summary.requests += 1
+                summary.by_kind[request.kind] = summary.by_kind.get(request.kind, 0) + 1
+                if response.status_code >= 500:
+                    summary.server_errors += 1
+                if response.status_code != request.expected_status:
+                    summary.errors += 1
+                    problem(
+                        f"{request.kind}: status {response.status_code}, expected {request.expected_status}"
+                    )
+                    continue
+                count += 1
+                if request.check is not None and count % check_every == 0:
+                    summary.checked += 1
+                    if not request.check(response.json()):
+                        summary.wrong_answers += 1
+                        problem(f"{request.kind}: wrong answer")
+
+        async def sample_memory() -> None:
+            if pid is None:
+                return
+            await asyncio.sleep(max(0.0, warm_at - time.perf_counter()))
+            while time.perf_counter() < deadline:
+                readings.append((time.perf_counter(), server_rss_mb(pid)))
+                await asyncio.sleep(0.25)
+
+        await asyncio.gather(sample_memory(), *(worker(i) for i in range(connections)))
+    summary.duration_s = time.perf_counter() - started
+    if len(readings) >= 8:
+        # A leak raises the floor that memory returns to between large requests: compare the floors
+        # of the first and the last quarter of the run (single readings jump with each large batch).
+        quarter = len(readings) // 4
+        summary.rss_after_warmup_mb = min(mb for _, mb in readings[:quarter])
+        summary.rss_end_mb = min(mb for _, mb in readings[-quarter:])
+        summary.rss_growth_percent = 100 * (summary.rss_end_mb / summary.rss_after_warmup_mb - 1)
+    if latencies:
+        summary.latency_p50_ms = 1000 * float(np.percentile(latencies, 50))
+        summary.latency_p99_ms = 1000 * float(np.percentile(latencies, 99))
+    summary.requests_per_second = summary.requests / summary.duration_s
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds before the first RSS reading")
+    parser.add_argument("--pid", type=int, help="the server's process id, to read its memory")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--check-every", type=int, default=5, help="recompute every Nth valid answer")
+    parser.add_argument("--json", type=Path, help="also write the summary here")
+    args = parser.parse_args(argv)
+    summary = asyncio.run(
+        run(args.url, args.duration, args.connections, args.seed, args.pid, args.warmup, args.check_every)
+    )
+    report = asdict(summary)
+    for key, value in report.items():
+        if key != "first_problems":
+            shown = f"{value:.2f}" if isinstance(value, float) and math.isfinite(value) else value
+            print(f"{key:>22}: {shown}")
+    for line in summary.first_problems:
+        print(f"  problem: {line}")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    failed = summary.errors or summary.server_errors or summary.wrong_answers
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

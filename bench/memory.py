@@ -1,0 +1,107 @@
+"""Memory of one large JSON request: how much the server process grows for a body at the size limit.
+
+    python bench/memory.py --rows 4096 --classes 1000 [--outputs losses,softmax] [--at-limit]
+
+Starts ``python -m service`` on a free loopback port (with ``XENT_MAX_BODY_BYTES`` set to the body's
+size when ``--at-limit``), warms it up with a small request, then sends the batch as JSON and reads the
+server's resident set before (VmRSS) and its peak after (VmHWM) from /proc. Prints the body size, the
+peak RSS, the growth, and both as multiples of the body.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(field)
+
+
+def measure(
+    rows: int, classes: int, outputs: list[str], *, at_limit: bool, dtype: str = "float64"
+) -> dict[str, float]:
+    rng = np.random.default_rng(0)
+    document = {
+        "logits": rng.normal(size=(rows, classes)),
+        "target": rng.integers(0, classes, rows),
+        "outputs": outputs,
+        "dtype": dtype,
+    }
+    body = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("XENT_")}
+    env["XENT_LOG_LEVEL"] = "warning"
+    if at_limit:
+        env["XENT_MAX_BODY_BYTES"] = str(len(body))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "service", "--port", str(port)], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(f"{url}/health/ready", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        httpx.post(f"{url}/v1/cross-entropy", json={"logits": [[1, 2]], "target": [0]}, timeout=10)
+        before = _kb(server.pid, "VmRSS")
+        started = time.perf_counter()
+        response = httpx.post(
+            f"{url}/v1/cross-entropy", content=body, headers={"content-type": "application/json"}, timeout=300
+        )
+        seconds = time.perf_counter() - started
+        response.raise_for_status()
+        peak = _kb(server.pid, "VmHWM")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    size = len(body) / 1024
+    return {
+        "body_mb": size / 1024,
+        "rss_before_mb": before / 1024,
+        "peak_rss_mb": peak / 1024,
+        "growth_over_body": (peak - before) / size,
+        "peak_over_body": peak / size,
+        "round_trip_s": seconds,
+        "response_mb": len(response.content) / 2**20,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=4096)
+    parser.add_argument("--classes", type=int, default=1000)
+    parser.add_argument("--outputs", default="losses,softmax")
+    parser.add_argument("--at-limit", action="store_true", help="set XENT_MAX_BODY_BYTES to the body's size")
+    args = parser.parse_args()
+    result = measure(args.rows, args.classes, args.outputs.split(","), at_limit=args.at_limit)
+    for key, value in result.items():
+        print(f"{key:>18}: {value:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""The real server under the conditions operators care about: shutdown, workers, memory, load."""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+
+from bench.load import main as load_main
+from tests.integration.conftest import LiveServer, start_server, stop_server
+
+SEED = {"logits": [[-1, 0.5, 2], [-1, 0.5, 3]], "target": [1, 2]}
+
+
+def _large_body(rows: int, classes: int, *, outputs: list[str]) -> bytes:
+    rng = np.random.default_rng(3)
+    document = {
+        "logits": rng.normal(size=(rows, classes)),
+        "target": rng.integers(0, classes, rows),
+        "outputs": outputs,
+    }
+    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def test_the_log_says_the_service_is_open(live_server: LiveServer) -> None:
+    assert "access control off" in live_server.output()
+
+
+def test_sigterm_finishes_the_request_in_flight_and_exits_0(tmp_path: Path) -> None:
+    server = start_server(tmp_path, env={"XENT_DRAIN_SECONDS": "1", "XENT_SHUTDOWN_TIMEOUT": "30"})
+    body = _large_body(4096, 1000, outputs=["losses", "softmax", "grad"])
+    result: dict[str, httpx.Response] = {}
+
+    def send() -> None:
+        result["response"] = httpx.post(
+            f"{server.url}/v1/cross-entropy",
+            content=body,
+            headers={"content-type": "application/json"},
+            timeout=120,
+        )
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    time.sleep(0.3)  # the body is on its way, or being computed
+    server.process.send_signal(signal.SIGTERM)
+    # Draining: still accepting, but not ready.
+    ready = httpx.get(f"{server.url}/health/ready", timeout=5)
+    assert ready.status_code == 503
+    assert ready.json() == {"status": "draining"}
+    assert httpx.get(f"{server.url}/health/live", timeout=5).status_code == 200
+    sender.join(timeout=120)
+    response = result["response"]
+    assert response.status_code == 200
+    assert len(response.json()["losses"]) == 4096
+    started = time.monotonic()
+    assert server.process.wait(timeout=35) == 0
+    assert time.monotonic() - started < 35
+    # After the drain the port is closed.
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{server.url}/health/live", timeout=2)
+
+
+def test_shutdown_timeout_bounds_the_wait(tmp_path: Path) -> None:
+    server = start_server(tmp_path, env={"XENT_SHUTDOWN_TIMEOUT": "1"})
+    body = _large_body(4096, 1000, outputs=["losses", "softmax", "log_softmax", "grad"])
+    outcome: list[str] = []
+
+    def send() -> None:
+        try:
+            httpx.post(f"{server.url}/v1/cross-entropy", content=body, timeout=120)
+            outcome.append("answered")
+        except httpx.HTTPError as error:
+            outcome.append(type(error).__name__)  # cut off when the timeout ran out: expected
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=30) == 0
+    assert time.monotonic() - started < 15
+    sender.join(timeout=30)
+    assert outcome
+
+
+def _metric(text: str, pattern: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if re.match(pattern, line))
+
+
+def test_metrics_add_up_across_workers(tmp_path: Path) -> None:
+    server = start_server(tmp_path, "--workers", "2")
+    try:
+        for _ in range(40):
+            # A new connection each time, so that both workers get some of the requests.
+            response = httpx.post(f"{server.url}/v1/cross-entropy", json=SEED, timeout=10)
+            assert response.status_code == 200
+        for _ in range(6):  # whichever worker answers the scrape, the totals are the same
+            text = httpx.get(f"{server.url}/metrics", timeout=10).text
+            assert _metric(text, r'xent_requests_total\{.*route="/v1/cross-entropy".*status="200"') == 40
+            assert _metric(text, r'xent_samples_total\{.*route="/v1/cross-entropy"') == 80
+        answering = {
+            line["pid"]
+            for line in map(orjson.loads, server.output().splitlines())
+            if line.get("logger") == "service.access" and line.get("route") == "/v1/cross-entropy"
+        }
+        assert len(answering) == 2, "both workers should have answered some of the requests"
+    finally:
+        assert stop_server(server) == 0, server.output()
+
+
+def _rss_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(field)
+
+
+def test_a_request_at_the_size_limit_grows_the_process_less_than_4x_its_body(tmp_path: Path) -> None:
+    body = _large_body(3200, 1000, outputs=["losses", "softmax"])
+    limit = len(body) + 1024
+    server = start_server(tmp_path, env={"XENT_MAX_BODY_BYTES": str(limit)})
+    try:
+        httpx.post(f"{server.url}/v1/cross-entropy", json=SEED, timeout=10)
+        before = _rss_kb(server.process.pid, "VmRSS")
+        response = httpx.post(
+            f"{server.url}/v1/cross-entropy",
+            content=body,
+            headers={"content-type": "application/json"},
+            timeout=120,
+        )
+        assert response.status_code == 200
+        peak = _rss_kb(server.process.pid, "VmHWM")
+        growth = (peak - before) * 1024 / len(body)
+        print(f"body {len(body) / 1e6:.1f} MB, peak growth {growth:.2f}x the body")
+        assert growth < 4.0
+        over = httpx.post(
+            f"{server.url}/v1/cross-entropy",
+            content=body + b" " * 2048,
+            headers={"content-type": "application/json"},
+            timeout=60,
+        )
+        assert over.status_code == 413
+        assert str(limit) in over.json()["detail"]
+    finally:
+        stop_server(server)
+
+
+@pytest.mark.slow
+def test_soak_20_seconds(live_server: LiveServer, tmp_path: Path) -> None:
+    report = tmp_path / "soak.json"
+    status = load_main(
+        [
+            "--url",
+            live_server.url,
+            "--duration",
+            "20",
+            "--connections",
+            "32",
+            "--warmup",
+            "4",
+            "--pid",
+            str(live_server.process.pid),
+            "--json",
+            str(report),
+        ]
+    )
+    summary = orjson.loads(report.read_bytes())
+    assert summary["requests"] > 500
+    assert summary["errors"] == 0, summary["first_problems"]
+    assert summary["server_errors"] == 0
+    assert summary["wrong_answers"] == 0
+    assert summary["checked"] > 50
+    assert summary["rss_growth_percent"] < 10
+    assert status == 0
