@@ -61,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_level=settings.log_level,
         access_log=False,  # RequestObserver writes the access log, with request ids
         timeout_graceful_shutdown=int(settings.shutdown_timeout) or 1,
+        timeout_keep_alive=settings.keep_alive_timeout,
         proxy_headers=False,
         server_header=False,
     )

@@ -66,6 +66,15 @@ class Settings(BaseSettings):
             "anyway, in seconds (XENT_SHUTDOWN_TIMEOUT)."
         ),
     )
+    keep_alive_timeout: int = Field(
+        default=75,
+        ge=1,
+        description=(
+            "Seconds an idle keep-alive connection stays open (XENT_KEEP_ALIVE_TIMEOUT). Longer than a "
+            "proxy's or client pool's idle timeout, so that the server never closes a connection "
+            "the other side is about to reuse."
+        ),
+    )
     drain_seconds: float = Field(
         default=0.0,
         ge=0,

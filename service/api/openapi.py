@@ -17,6 +17,7 @@ _PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDetail"}
 #: Error responses every lean JSON operation can give, with the reason each happens.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed request framing (a Content-Length that is not a number)."},
+    401: {"description": "No valid API key (only when the service is configured with XENT_API_KEYS)."},
     413: {"description": "The body is larger than XENT_MAX_BODY_BYTES."},
     415: {"description": "The Content-Type is not application/json."},
     422: {"description": ("Invalid content: the problem's `errors` name each field, position and problem.")},
@@ -37,6 +38,15 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         license_info=app.license_info,
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
+    schema["components"]["securitySchemes"] = {
+        "apiKey": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Needed only when the service runs with XENT_API_KEYS set.",
+        }
+    }
+    # Optional: the empty requirement means "no key" is also acceptable, as it is by default.
+    schema["security"] = [{}, {"apiKey": []}]
     for operation in _operations(schema):
         for status, response in operation.get("responses", {}).items():
             if status[0] in "45":
