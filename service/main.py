@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from service.api.arrays import ArrayLimits
+from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
 from service.api.metrics import ServiceMetrics
 from service.api.middleware import BearerAuth, RequestObserver
@@ -74,6 +75,8 @@ def create_app(settings: Settings, *, lifecycle: Lifecycle | None = None) -> Fas
         ],
         separate_input_output_schemas=False,
         lifespan=lifespan,
+        docs_url=None,  # served offline by install_docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.lifecycle = lifecycle or Lifecycle()
@@ -89,6 +92,7 @@ def create_app(settings: Settings, *, lifecycle: Lifecycle | None = None) -> Fas
     app.router.routes.extend(v1_routes(limits))
     app.include_router(health.router)
     app.include_router(operations.router)
+    install_docs(app, title=app.title)
 
     # Added innermost first: BearerAuth, then CORS (so preflights never need a key), then the observer.
     keys = [key.get_secret_value() for key in settings.api_keys]

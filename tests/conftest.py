@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from unittest import mock
 
@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from service.main import create_app
 from service.settings import Settings
+from tests.live import LiveServer, start_server, stop_server
 
 #: Small limits, so that the tests can reach them cheaply.
 TEST_LIMITS: dict[str, Any] = {"max_body_bytes": 2 * 1024 * 1024, "max_elements": 100_000}
@@ -45,3 +46,11 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://service.test") as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One real ``python -m service`` for the whole session, stopped (and checked to exit 0) at the end."""
+    server = start_server(tmp_path_factory.mktemp("live"))
+    yield server
+    assert stop_server(server) == 0, server.output()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import LiveServer
+from tests.live import LiveServer
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 EXAMPLES = 200

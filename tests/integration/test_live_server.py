@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.conftest import LiveServer
+from tests.live import LiveServer
 from tests.reference import assert_matches, load_cases, request_of
 
 SEED = {"logits": [[-1, 0.5, 2], [-1, 0.5, 3]], "target": [1, 2]}

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from bench.load import main as load_main
-from tests.integration.conftest import LiveServer, start_server, stop_server
+from tests.live import LiveServer, start_server, stop_server
 
 SEED = {"logits": [[-1, 0.5, 2], [-1, 0.5, 3]], "target": [1, 2]}
 
