@@ -16,6 +16,7 @@ __all__ = [
     "CLASS_AXIS",
     "DISTRIBUTION_TOLERANCE",
     "FLOAT_DTYPES",
+    "all_finite",
     "cast_to_dtype",
     "check_distributions",
     "check_finite",
@@ -83,11 +84,22 @@ def raise_if(issues: list[Issue]) -> None:
         raise InvalidInputError(issues)
 
 
+def all_finite(values: NDArray[Any] | np.generic) -> bool:
+    """Whether every element is finite, from two reductions and without a temporary array
+    (NaN propagates through both, an infinity shows in one of them)."""
+    array = np.asarray(values)
+    if array.size == 0 or array.dtype.kind in "iub":
+        return True
+    return bool(
+        np.isfinite(np.maximum.reduce(array, axis=None)) and np.isfinite(np.minimum.reduce(array, axis=None))
+    )
+
+
 def check_finite(field: str, values: NDArray[np.floating[Any]]) -> list[Issue]:
     """NaN and +-Infinity (also what an overflowing literal such as 1e400 parses to) are refused."""
-    finite = np.isfinite(values)
-    if finite.all():
+    if all_finite(values):
         return []
+    finite = np.isfinite(values)
     return issues_at(field, ~finite, values, "is not a finite number", "not_finite")
 
 
@@ -170,7 +182,7 @@ def check_representable(field: str, dtype: str, results: dict[str, Any]) -> list
     a clear message instead of being sent as Infinity. ``None`` entries (not computed) are skipped."""
     issues: list[Issue] = []
     for name, value in results.items():
-        if value is not None and not np.all(np.isfinite(value)):
+        if value is not None and not all_finite(value):
             msg = (
                 f"the {name} of these {field} is not representable in {dtype} "
                 "(it overflows); scale the input or the weights down"

@@ -23,6 +23,7 @@ the seed's Fashion-MNIST row sums to 0.9999 and gives ``-log(0.0875) = 2.4361``)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -32,6 +33,7 @@ from numpy.typing import NDArray
 
 from service.core.checks import (
     CLASS_AXIS,
+    FLOAT_DTYPES,
     cast_to_dtype,
     check_distributions,
     check_finite,
@@ -41,6 +43,7 @@ from service.core.checks import (
     raise_if,
 )
 from service.core.errors import MAX_REPORTED_ISSUES, InvalidInputError, Issue, format_loc
+from service.core.kernels import softmax_row_blocks
 from service.core.options import DEFAULT_EPSILON, ComputeDtype, Reduction, check_choice, check_options
 from service.core.softmax import FloatArray
 
@@ -144,13 +147,9 @@ def cross_entropy(
     # check_representable turns those into a clear error instead of a warning and an Infinity.
     with np.errstate(over="ignore"):
         result = _compute(problem, input_kind, reduction, label_smoothing, epsilon, frozenset(outputs))
-    finite_outputs = {
-        "loss": result.loss,
-        "losses": result.losses,
-        "softmax": result.softmax,
-        "log_softmax": result.log_softmax,
-        "grad": result.grad,
-    }
+    # softmax lies in [0, 1] and log_softmax is finite once the input passed its checks; the losses and
+    # the gradient scale with the weights and may not fit.
+    finite_outputs = {"loss": result.loss, "losses": result.losses, "grad": result.grad}
     raise_if(check_representable(input_kind, dtype, finite_outputs))
     return result
 
@@ -192,7 +191,7 @@ def _prepare(
     dtype: ComputeDtype,
 ) -> _Problem:
     field = input_kind
-    x = _check_scores(field, scores, dtype)
+    x, highest, lowest = _check_scores(field, scores, dtype)
     class_axis = 0 if x.ndim == 1 else 1
     num_classes = x.shape[class_axis]
     batch_shape = x.shape[:class_axis] + x.shape[class_axis + 1 :]
@@ -207,7 +206,7 @@ def _prepare(
         if not issues:
             issues += check_distributions(field, x, class_axis, exponentiate=True)
     else:
-        issues += _check_spread(field, x, class_axis)
+        issues += _check_spread(field, x, class_axis, highest, lowest)
 
     soft = target.ndim == x.ndim
     index_target: IntArray | None = None
@@ -248,7 +247,12 @@ def _prepare(
     )
 
 
-def _check_scores(field: str, scores: NDArray[Any], dtype: ComputeDtype) -> FloatArray:
+def _check_scores(field: str, scores: NDArray[Any], dtype: ComputeDtype) -> tuple[FloatArray, float, float]:
+    """The scores in the compute dtype, with their largest and smallest value.
+
+    One conversion and two reductions when all is well; only when a value is not finite (in the input,
+    or after narrowing to float32) are the offending positions looked for.
+    """
     if scores.ndim == 0:
         raise InvalidInputError.single(
             (field,), f"{field} must be an array of shape (C,), (N, C) or (N, C, d1, ...)", "shape"
@@ -259,16 +263,25 @@ def _check_scores(field: str, scores: NDArray[Any], dtype: ComputeDtype) -> Floa
             f"{field} has shape {scores.shape}: every dimension needs at least one element",
             "empty",
         )
+    target = FLOAT_DTYPES[dtype]
+    with np.errstate(over="ignore"):
+        x: FloatArray = scores.astype(target, copy=False)
+    highest = float(np.maximum.reduce(x, axis=None))
+    lowest = float(np.minimum.reduce(x, axis=None))
+    if math.isfinite(highest) and math.isfinite(lowest):
+        return x, highest, lowest
     wide: FloatArray = scores.astype(np.float64, copy=False)
     raise_if(check_finite(field, wide))
-    x, issues = cast_to_dtype(field, wide, dtype)
+    _, issues = cast_to_dtype(field, wide, dtype)
     raise_if(issues)
-    return x
+    raise AssertionError("unreachable: a non-finite value is either in the input or made by the cast")
 
 
-def _check_spread(field: str, x: FloatArray, class_axis: int) -> list[Issue]:
+def _check_spread(field: str, x: FloatArray, class_axis: int, highest: float, lowest: float) -> list[Issue]:
     """log_softmax needs ``x - max`` to be finite: the spread of a distribution must fit the dtype."""
     with np.errstate(over="ignore"):
+        if math.isfinite(x.dtype.type(highest) - x.dtype.type(lowest)):
+            return []  # the spread of the whole array bounds every distribution's
         spread = np.max(x, axis=class_axis) - np.min(x, axis=class_axis)
     bad = ~np.isfinite(spread)
     if not bad.any():
@@ -391,6 +404,54 @@ def _restore(x2d: NDArray[Any], input_shape: tuple[int, ...]) -> NDArray[Any]:
 # --- computation ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Coefficients:
+    """What the target contributes, in the notation of the module docstring.
+
+    ``target_weight`` is ``m_i * w[t_i]`` (index targets), ``a_sum`` is ``sum_c a[i, c]``, ``soft`` the
+    dense ``a`` of soft targets; ``denominator`` is what ``"mean"`` divides by.
+    """
+
+    target: IntArray | None
+    keep: NDArray[np.bool_] | None
+    target_weight: FloatArray | None
+    class_weight: FloatArray | None
+    class_weight_total: np.floating[Any]
+    soft: FloatArray | None
+    a_sum: FloatArray
+    denominator: np.floating[Any]
+    count: int
+
+
+def _coefficients(problem: _Problem, s: np.floating[Any]) -> _Coefficients:
+    rows, classes = problem.x.shape
+    dtype = problem.x.dtype.type
+    weight = problem.weight
+    total = np.add.reduce(weight) if weight is not None else dtype(classes)
+    if problem.soft_target is not None:
+        a = problem.soft_target * (1 - s) + s / classes
+        if weight is not None:
+            a *= weight
+        return _Coefficients(None, None, None, weight, total, a, np.add.reduce(a, axis=1), dtype(rows), rows)
+    assert problem.index_target is not None and problem.keep is not None
+    target, keep = problem.index_target, problem.keep
+    target_weight = (weight[target] if weight is not None else np.ones(rows, dtype=dtype)) * keep
+    a_sum = (1 - s) * target_weight
+    if s > 0:
+        a_sum += (s / classes * total) * keep
+    return _Coefficients(
+        target,
+        keep,
+        target_weight,
+        weight,
+        total,
+        None,
+        a_sum,
+        np.add.reduce(target_weight),
+        int(np.count_nonzero(keep)),
+    )
+
+
 def _compute(
     problem: _Problem,
     input_kind: InputKind,
@@ -399,113 +460,198 @@ def _compute(
     epsilon: float,
     outputs: frozenset[str],
 ) -> CrossEntropyResult:
-    x = problem.x
-    rows, num_classes = x.shape
-    dtype = x.dtype.type
+    dtype = problem.x.dtype.type
     s = dtype(label_smoothing)
-    want_grad = "grad" in outputs
-
-    # The class distribution q the loss uses and its log, in (M, C).
+    plan = _coefficients(problem, s)
+    undefined = reduction == "mean" and not plan.denominator > 0
+    # The gradient of the reduced loss: of the mean divides by its denominator, of "none" is of the sum.
+    grad_scale = dtype(1) / plan.denominator if reduction == "mean" and not undefined else dtype(1)
     if input_kind == "logits":
-        shifted = x - np.max(x, axis=1, keepdims=True)  # every exponent <= 0: no overflow
-        q = np.exp(shifted)
-        total = np.sum(q, axis=1, keepdims=True)
-        q /= total
-        shifted -= np.log(total)
-        log_q = shifted
-    elif input_kind == "probabilities":
-        q = x
-        log_q = np.log(np.clip(x, dtype(epsilon), dtype(1.0)))
+        parts = _from_logits(
+            problem, plan, s, outputs, grad_scale, want_grad="grad" in outputs and not undefined
+        )
     else:
-        log_q = x
-        q = np.exp(x)
-
-    # a[i, c]: the factor of -log_q[i, c] in l_i (see the module docstring).
-    weight = problem.weight
-    if problem.soft_target is not None:
-        a = problem.soft_target * (1 - s) + s / num_classes
-        if weight is not None:
-            a *= weight
-        losses = -np.einsum("ij,ij->i", a, log_q)
-        denominator = dtype(rows)
-        count = rows
-        keep = None
-        a_sum = np.sum(a, axis=1)
-    else:
-        assert problem.index_target is not None and problem.keep is not None
-        target, keep = problem.index_target, problem.keep
-        picked = log_q[np.arange(rows), target]
-        target_weight = weight[target] if weight is not None else np.ones(rows, dtype=dtype)
-        target_weight = np.where(keep, target_weight, dtype(0))
-        losses = -(1 - s) * target_weight * picked
-        if s > 0:
-            smooth = log_q @ weight if weight is not None else np.sum(log_q, axis=1)
-            losses -= np.where(keep, s / num_classes * smooth, dtype(0))
-        losses = np.where(keep, losses, dtype(0))
-        denominator = np.sum(target_weight)
-        count = int(np.count_nonzero(keep))
-        a = None
-        class_weight_total = np.sum(weight) if weight is not None else dtype(num_classes)
-        a_sum = np.where(keep, (1 - s) * target_weight + s / num_classes * class_weight_total, 0)
-
-    undefined = reduction == "mean" and not denominator > 0
+        parts = _from_distribution(
+            problem,
+            plan,
+            s,
+            input_kind,
+            dtype(epsilon),
+            outputs,
+            grad_scale,
+            want_grad="grad" in outputs and not undefined,
+        )
+    losses = parts.losses
     loss: np.floating[Any] | None
     if reduction == "none" or undefined:
         loss = None
     elif reduction == "sum":
-        loss = np.sum(losses)
+        loss = np.add.reduce(losses)
     else:
-        loss = np.sum(losses) / denominator
+        loss = np.add.reduce(losses) / plan.denominator
+    grad = parts.grad
+    if "grad" in outputs and undefined:
+        grad = np.zeros_like(problem.x)  # PyTorch gives NaN here; the contract says zeros
+    return _package(problem, outputs, loss, plan.count, parts, grad)
 
+
+@dataclass(slots=True)
+class _Parts:
+    losses: FloatArray
+    softmax: FloatArray | None = None
+    log_softmax: FloatArray | None = None
+    grad: FloatArray | None = None
+    predictions: IntArray | None = None
+    target_probability: FloatArray | None = None
+
+
+def _from_logits(
+    problem: _Problem,
+    plan: _Coefficients,
+    s: np.floating[Any],
+    outputs: frozenset[str],
+    grad_scale: np.floating[Any],
+    *,
+    want_grad: bool,
+) -> _Parts:
+    """Everything from one blocked softmax pass (``kernels.softmax_row_blocks``).
+
+    With ``shifted = x - max`` and ``lse = log(sum(exp(shifted)))``, ``log_softmax = shifted - lse``,
+    so ``-lp[i, t] = lse - shifted[i, t]`` and ``-sum_c w_c lp[i, c] = W lse - shifted . w``: the losses
+    need ``lse``, the target's shifted logit and (with smoothing or soft targets) one dot product per
+    row, never the whole log-softmax array.
+    """
+    x = problem.x
+    rows, classes = x.shape
+    dtype = x.dtype.type
+    empty = np.empty
+    lse = empty(rows, dtype)
+    softmax = empty(x.shape, dtype) if "softmax" in outputs else None
+    log_softmax = empty(x.shape, dtype) if "log_softmax" in outputs else None
+    grad = empty(x.shape, dtype) if want_grad else None
+    predictions = empty(rows, np.intp) if "predictions" in outputs else None
+    target, soft = plan.target, plan.soft
+    picked = empty(rows, dtype) if target is not None else None
+    smoothing = target is not None and s > 0
+    dots = empty(rows, dtype) if smoothing or soft is not None else None
+    smooth_weight = plan.class_weight if plan.class_weight is not None else np.ones(classes, dtype)
+    if grad is not None:
+        scaled_a_sum = plan.a_sum * grad_scale
+        if target is not None:
+            assert plan.target_weight is not None and plan.keep is not None
+            scaled_target_share = (1 - s) * plan.target_weight * grad_scale
+            scaled_smoothing = (s / classes * grad_scale) * smooth_weight if smoothing else None
+
+    for block in softmax_row_blocks(x, want_argmax=predictions is not None):
+        span = block.rows
+        n = span.stop - span.start
+        block_lse = np.log(block.total, out=lse[span])
+        if target is not None:
+            assert picked is not None
+            picked[span] = block.shifted[np.arange(n), target[span]]
+        if dots is not None:
+            dots[span] = (
+                block.shifted @ smooth_weight
+                if soft is None
+                else np.einsum("ij,ij->i", soft[span], block.shifted)
+            )
+        if predictions is not None:
+            predictions[span] = block.argmax  # type: ignore[assignment]
+        probabilities = None
+        if softmax is not None:
+            probabilities = np.divide(block.exp, block.total[:, None], out=softmax[span])
+        if log_softmax is not None:
+            np.subtract(block.shifted, block_lse[:, None], out=log_softmax[span])
+        if grad is not None:
+            g = grad[span]
+            if probabilities is not None:
+                np.multiply(probabilities, scaled_a_sum[span, None], out=g)
+            else:
+                np.divide(block.exp, block.total[:, None], out=g)
+                g *= scaled_a_sum[span, None]
+            if soft is not None:
+                g -= soft[span] * grad_scale
+            else:
+                assert target is not None and plan.keep is not None
+                if scaled_smoothing is not None:
+                    g -= scaled_smoothing * plan.keep[span, None]
+                g[np.arange(n), target[span]] -= scaled_target_share[span]
+
+    if soft is not None:
+        assert dots is not None
+        losses = plan.a_sum * lse - dots
+        target_probability = None
+    else:
+        assert picked is not None and plan.target_weight is not None and plan.keep is not None
+        losses = (1 - s) * plan.target_weight * (lse - picked)
+        if smoothing:
+            assert dots is not None
+            losses += (s / classes) * plan.keep * (plan.class_weight_total * lse - dots)
+        target_probability = None
+        if "target_probability" in outputs:
+            target_probability = np.where(plan.keep, np.exp(picked - lse), np.nan)
+    return _Parts(losses, softmax, log_softmax, grad, predictions, target_probability)
+
+
+def _from_distribution(
+    problem: _Problem,
+    plan: _Coefficients,
+    s: np.floating[Any],
+    input_kind: InputKind,
+    epsilon: np.floating[Any],
+    outputs: frozenset[str],
+    grad_scale: np.floating[Any],
+    *,
+    want_grad: bool,
+) -> _Parts:
+    """Probabilities (``lp = log(clip(p, epsilon, 1))``) or log-probabilities (``lp`` as given)."""
+    x = problem.x
+    rows, classes = x.shape
+    dtype = x.dtype.type
+    if input_kind == "probabilities":
+        q = x
+        log_q = np.log(np.clip(x, epsilon, dtype(1)))
+    else:
+        log_q = x
+        q = np.exp(x)
+    if plan.soft is not None:
+        losses = -np.einsum("ij,ij->i", plan.soft, log_q)
+        a = plan.soft
+    else:
+        assert plan.target is not None and plan.keep is not None and plan.target_weight is not None
+        picked = log_q[np.arange(rows), plan.target]
+        losses = -(1 - s) * plan.target_weight * picked
+        if s > 0:
+            weight = plan.class_weight
+            smooth = log_q @ weight if weight is not None else np.add.reduce(log_q, axis=1)
+            losses -= (s / classes) * plan.keep * smooth
+        losses = np.where(plan.keep, losses, dtype(0))
+        a = np.zeros(x.shape, dtype)
+        if s > 0:
+            a += (s / classes) * (plan.class_weight if plan.class_weight is not None else dtype(1))
+            a *= plan.keep[:, None]
+        a[np.arange(rows), plan.target] += (1 - s) * plan.target_weight
     grad = None
     if want_grad:
-        if undefined:
-            grad = np.zeros_like(x)
+        if input_kind == "probabilities":
+            # d/dp log(clip(p, eps, 1)) is 1/p inside the clip, bounds included (torch.clamp), else 0.
+            inside = x >= epsilon
+            grad = np.where(inside, -a / np.where(inside, x, dtype(1)), dtype(0)).astype(dtype, copy=False)
         else:
-            if a is None:
-                a = _index_coefficients(problem, s, num_classes, dtype)
-            grad = _gradient(input_kind, a, a_sum, q, x, dtype(epsilon))
-            if reduction == "mean":
-                grad /= denominator
-
-    return _package(problem, outputs, loss, count, losses, q, log_q, grad, keep, input_kind)
-
-
-def _index_coefficients(
-    problem: _Problem, s: np.floating[Any], num_classes: int, dtype: type[np.floating[Any]]
-) -> FloatArray:
-    """Dense ``a[i, c]`` for index targets: smoothing spread over classes plus the target's share."""
-    assert problem.index_target is not None and problem.keep is not None
-    rows = problem.x.shape[0]
-    keep = problem.keep
-    weight = problem.weight if problem.weight is not None else np.ones(num_classes, dtype=dtype)
-    a = np.zeros((rows, num_classes), dtype=dtype)
-    if s > 0:
-        a += (s / num_classes) * weight
-        a *= keep[:, None]
-    target = problem.index_target
-    a[np.arange(rows), target] += np.where(keep, (1 - s) * weight[target], 0).astype(dtype)
-    return a
-
-
-def _gradient(
-    input_kind: InputKind,
-    a: FloatArray,
-    a_sum: FloatArray,
-    q: FloatArray,
-    x: FloatArray,
-    epsilon: np.floating[Any],
-) -> FloatArray:
-    """d(sum_i l_i)/d input, with ``l_i = -sum_c a[i, c] * log_q[i, c]``."""
-    if input_kind == "logits":
-        grad = q * a_sum[:, None]
-        grad -= a
-        return grad
-    if input_kind == "probabilities":
-        # d/dp of log(clip(p, eps, 1)): 1/p inside the clip, bounds included (as torch.clamp), else 0.
-        inside = x >= epsilon
-        return np.where(inside, -a / np.where(inside, x, 1), 0).astype(x.dtype, copy=False)
-    return -a
+            grad = -a
+        grad *= grad_scale
+    target_probability = None
+    if "target_probability" in outputs and plan.target is not None and plan.keep is not None:
+        target_probability = np.where(plan.keep, q[np.arange(rows), plan.target], np.nan)
+    predictions = np.argmax(x, axis=1) if "predictions" in outputs else None
+    return _Parts(
+        losses,
+        q if "softmax" in outputs else None,
+        log_q if "log_softmax" in outputs else None,
+        grad,
+        predictions,
+        target_probability,
+    )
 
 
 def _package(
@@ -513,31 +659,24 @@ def _package(
     outputs: frozenset[str],
     loss: np.floating[Any] | None,
     count: int,
-    losses: FloatArray,
-    q: FloatArray,
-    log_q: FloatArray,
+    parts: _Parts,
     grad: FloatArray | None,
-    keep: NDArray[np.bool_] | None,
-    input_kind: InputKind,
 ) -> CrossEntropyResult:
     batch_shape, input_shape = problem.batch_shape, problem.input_shape
 
-    def full(values: FloatArray) -> FloatArray:
-        return _restore(values, input_shape)
+    def full(values: FloatArray | None) -> FloatArray | None:
+        return None if values is None else _restore(values, input_shape)
 
-    target_probability = None
-    if "target_probability" in outputs and problem.index_target is not None and keep is not None:
-        rows = np.arange(q.shape[0])
-        picked = q[rows, problem.index_target]
-        target_probability = np.where(keep, picked, np.nan).reshape(batch_shape)
+    def batch(values: NDArray[Any] | None) -> NDArray[Any] | None:
+        return None if values is None else values.reshape(batch_shape)
 
     return CrossEntropyResult(
         loss=loss,
         count=count,
-        losses=losses.reshape(batch_shape) if "losses" in outputs else None,
-        softmax=full(q) if "softmax" in outputs else None,
-        log_softmax=full(log_q) if "log_softmax" in outputs else None,
-        grad=full(grad) if grad is not None else None,
-        predictions=(np.argmax(problem.x, axis=1).reshape(batch_shape) if "predictions" in outputs else None),
-        target_probability=target_probability,
+        losses=batch(parts.losses) if "losses" in outputs else None,
+        softmax=full(parts.softmax),
+        log_softmax=full(parts.log_softmax),
+        grad=full(grad),
+        predictions=batch(parts.predictions),
+        target_probability=batch(parts.target_probability),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from typing import Any, Final, Literal, get_args
 
@@ -19,11 +20,16 @@ ComputeDtype = Literal["float64", "float32"]
 DEFAULT_EPSILON: Final = float(np.finfo(np.float64).eps)
 
 
+@functools.cache
+def _allowed(choices: Any) -> frozenset[str]:
+    return frozenset(get_args(choices))
+
+
 def check_choice(field: str, value: str, choices: Any) -> list[Issue]:
     """``value`` must be one of the ``Literal`` type ``choices``."""
-    allowed = get_args(choices)
-    if value in allowed:
+    if value in _allowed(choices):
         return []
+    allowed = get_args(choices)
     listed = ", ".join(repr(choice) for choice in allowed)
     return [Issue((field,), f"{field} = {value!r} is not one of {listed}", "enum")]
 
@@ -45,9 +51,10 @@ def check_options(
     if not 0.0 < epsilon < 0.5:
         msg = f"epsilon = {format_number(epsilon)} is outside the open interval (0, 0.5)"
         issues.append(Issue(("epsilon",), msg, "out_of_range"))
-    known = get_args(known_outputs)
+    known = _allowed(known_outputs)
     for position, name in enumerate(outputs):
         if name not in known:
-            msg = f"outputs[{position}] = {name!r} is not one of {', '.join(map(repr, known))}"
+            listed = ", ".join(repr(choice) for choice in get_args(known_outputs))
+            msg = f"outputs[{position}] = {name!r} is not one of {listed}"
             issues.append(Issue(("outputs", position), msg, "enum"))
     return issues
