@@ -332,6 +332,8 @@ def test_service_in_the_image_answers_the_seed_example_over_loopback(
     buildah: Buildah, image: str, config: dict[str, Any], tmp_path: Path
 ) -> None:
     container = buildah("from", image).strip()
+    rootfs = Path(buildah("mount", container).strip())
+    started = time.time()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or []), "--port", str(port)]
@@ -365,3 +367,21 @@ def test_service_in_the_image_answers_the_seed_example_over_loopback(
         stop(process)
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/health/live", timeout=2)
+    # Serving wrote nothing to the image's file system (outside /tmp, and what the runtime itself sets
+    # up), so the image runs on a read-only root file system, as docker-compose.yml and Kubernetes do.
+    assert written_since(rootfs, started) == []
+
+
+def written_since(rootfs: Path, since: float) -> list[str]:
+    runtime = {"proc", "sys", "dev", "run", "tmp"}
+    managed = {"etc/hosts", "etc/hostname", "etc/resolv.conf"}  # written by buildah run, as by Docker
+    written: list[str] = []
+    for directory, subdirectories, names in os.walk(rootfs):
+        if Path(directory) == rootfs:
+            subdirectories[:] = [name for name in subdirectories if name not in runtime]
+        for name in names:
+            path = Path(directory, name)
+            relative = str(path.relative_to(rootfs))
+            if relative not in managed and not path.is_symlink() and path.stat().st_mtime >= since:
+                written.append(relative)
+    return written
