@@ -1,0 +1,54 @@
+"""The repository's tools run: the benchmark suite (tiny sizes) and the reference-case generator."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _torch_or_skip() -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pytest.skip("PYTORCH NOT INSTALLED: scripts/test installs the bench extra (torch==2.13.0)")
+
+
+@pytest.mark.slow
+def test_the_benchmark_suite_runs(tmp_path: Path) -> None:
+    _torch_or_skip()
+    report = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--json", str(report)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    data = json.loads(report.read_text())
+    assert {row["dtype"] for row in data["core_vs_torch"]} == {"float32", "float64"}
+    assert all(row["ratio"] > 0 for row in data["core_vs_torch"])
+    assert data["small_requests"][0]["service_rps"] > 0
+    assert data["large_requests"]["peak_rss_over_body"] > 0
+    assert "1. core / PyTorch" in run.stdout
+
+
+@pytest.mark.slow
+def test_the_extra_reference_cases_are_what_pytorch_computes() -> None:
+    _torch_or_skip()
+    run = subprocess.run(
+        [sys.executable, "scripts/make_reference_cases.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
