@@ -7,7 +7,7 @@
 Every figure is a ratio of two things measured in the same run, interleaved, with medians over
 repeats, because the machines here are shared and noisy:
 
-1. core vs PyTorch: ``service.core.cross_entropy`` with losses and softmax against
+1. core vs PyTorch: the core's ``cross_entropy`` with losses and softmax against
    ``F.cross_entropy(reduction="none")`` + ``torch.softmax`` on the same arrays (target <= 1.0).
 2. small requests: the article's example through the real server against a constant JSON endpoint of
    a bare FastAPI app run the same way, with 1 and 2 workers: requests per second (target >= 1.0) and

@@ -70,6 +70,7 @@ class ServiceMetrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(
         self,
@@ -82,9 +83,17 @@ class ServiceMetrics:
         elements: int = 0,
         problem_kinds: Iterable[str] = (),
     ) -> None:
-        code = str(status)
-        self.requests.labels(method, route, code).inc()
-        self.latency.labels(method, route, code).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            # labels() costs a lock and a tuple per call; a request's children are looked up once.
+            code = str(status)
+            children = self._children[key] = (
+                self.requests.labels(method, route, code),
+                self.latency.labels(method, route, code),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
         if samples:
             self.samples.labels(route).inc(samples)
             self.elements.labels(route).inc(elements)

@@ -13,7 +13,9 @@ from service.core.binary import (
     log_sigmoid,
     sigmoid,
 )
-from service.core.cross_entropy import (
+from service.core.divergence import BASES, Base, DivergenceResult, divergence
+from service.core.errors import InvalidInputError, Issue, Loc, format_loc
+from service.core.multiclass import (
     DEFAULT_IGNORE_INDEX,
     DEFAULT_OUTPUTS,
     CrossEntropyOutput,
@@ -21,8 +23,6 @@ from service.core.cross_entropy import (
     InputKind,
     cross_entropy,
 )
-from service.core.divergence import BASES, Base, DivergenceResult, divergence
-from service.core.errors import InvalidInputError, Issue, Loc, format_loc
 from service.core.options import DEFAULT_EPSILON, ComputeDtype, Reduction
 from service.core.softmax import (
     FloatArray,
