@@ -9,6 +9,7 @@ from service.api.errors import install_error_handlers
 from service.api.openapi import build_openapi
 from service.api.routes import health, v1_routes
 from service.api.routing import TransportLimits
+from service.api.v2 import v2_routes
 from service.settings import Settings
 
 __all__ = ["VERSION", "app_from_environment", "create_app"]
@@ -45,6 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
         compute_concurrency=settings.compute_concurrency,
     )
     app.router.routes.extend(v1_routes(limits))
+    app.router.routes.extend(v2_routes(limits))
     app.include_router(health.router)
 
     def openapi() -> dict[str, object]:
