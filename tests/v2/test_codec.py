@@ -265,7 +265,7 @@ FOUR_FLOATS = np.zeros(4, dtype="<f4").tobytes()
         (json_request(inputs=[{"name": "x", "datatype": "FP64", "shape": [1], "data": [1]}] * 2), None, "input 'x' is given more than once"),
         (json_request(inputs=[{"name": "x", "datatype": "FP64", "shape": [1], "data": [1], "parameters": {"shared_memory_region": "r"}}]), None, "shared memory is not available"),
         (json_request(inputs=[{"name": "x", "datatype": "FP64", "shape": [1], "data": [1], "parameters": {"binary_data_size": 8}}]), None, "has both data and binary_data_size"),
-        (json_request(inputs=[], parameters={"binary_data_output": "yes"}), None, "binary_data_output must be true or false, not 'yes'"),
+        (json_request(inputs=[], parameters={"binary_data_output": "yes"}), None, "binary_data_output must be true or false, not \"yes\""),
         (json_request(inputs=[], parameters={"nested": {"a": 1}}), None, "parameters.nested"),
         (json_request(inputs=[], outputs=[{"name": "loss", "parameters": {"binary_data": 1}}]), None, "output 'loss': binary_data must be true or false, not 1"),
         (json_request(inputs=[], outputs=[{"name": "loss", "parameters": {"classification": 3}}]), None, "output 'loss': parameter(s) classification not supported"),
@@ -288,7 +288,7 @@ def test_binary_data_size_must_be_an_integer() -> None:
     head = json.dumps(
         {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "parameters": {"binary_data_size": "4"}}]}
     ).encode()
-    assert "input 'x': binary_data_size must be an integer, not '4'" in refused(
+    assert "input 'x': binary_data_size must be an integer, not \"4\"" in refused(
         head + FOUR_FLOATS[:4], len(head)
     )
 

@@ -120,6 +120,11 @@ def _fail(loc: tuple[str | int, ...], msg: str, kind: str) -> InvalidInputError:
     return InvalidInputError.single(loc, msg, kind)
 
 
+def _json(value: ParameterValue) -> str:
+    """A parameter value as the client wrote it (``true``, ``"4"``), for messages."""
+    return orjson.dumps(value).decode()[:40]
+
+
 # --- request ----------------------------------------------------------------------------------
 
 
@@ -188,7 +193,7 @@ def decode_request(body: bytes | bytearray, header_length: int | None, limits: A
     parameters = dict(request.parameters or {})
     binary_output = parameters.pop("binary_data_output", False)
     if not isinstance(binary_output, bool):
-        msg = f"parameter binary_data_output must be true or false, not {binary_output!r}"
+        msg = f"parameter binary_data_output must be true or false, not {_json(binary_output)}"
         raise _fail(("parameters", "binary_data_output"), msg, "bool_type")
     return DecodedRequest(
         id=request.id,
@@ -257,7 +262,7 @@ def _decode_outputs(request: InferenceRequest) -> tuple[OutputRequest, ...]:
         parameters = dict(item.parameters or {})
         value = parameters.pop("binary_data", None)
         if value is not None and not isinstance(value, bool):
-            msg = f"output '{item.name}': binary_data must be true or false, not {value!r}"
+            msg = f"output '{item.name}': binary_data must be true or false, not {_json(value)}"
             raise _fail(("outputs", item.name, "binary_data"), msg, "bool_type")
         if parameters:
             unknown = ", ".join(sorted(parameters))
@@ -295,7 +300,7 @@ def _decode_input(
         return Tensor(name, item.datatype, array), offset
 
     if isinstance(blob_size, bool) or not isinstance(blob_size, int):
-        msg = f"input '{name}': binary_data_size must be an integer, not {blob_size!r}"
+        msg = f"input '{name}': binary_data_size must be an integer, not {_json(blob_size)}"
         raise _fail((name, "binary_data_size"), msg, "int_type")
     if item.data is not None:
         msg = f"input '{name}' has both data and binary_data_size; send its elements one way"
