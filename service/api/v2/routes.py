@@ -226,12 +226,11 @@ def _infer_version(
 
 _BINARY_BODY: Final[dict[str, Any]] = {
     "requestBody": {
-        "content": {
-            "application/octet-stream": {
-                "schema": {"type": "string", "format": "binary"},
-                "example": "<JSON header><binary tensors>",
-            }
-        }
+        "description": (
+            "An `InferenceRequest` in JSON, or (`application/octet-stream` or no Content-Type) that JSON "
+            "followed by the binary tensors, its length in `Inference-Header-Content-Length`."
+        ),
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
     }
 }
 
