@@ -17,6 +17,7 @@ from service.api.middleware import BearerAuth, RequestObserver
 from service.api.openapi import build_openapi
 from service.api.routes import health, operations, v1_routes
 from service.api.routing import TransportLimits
+from service.api.v2 import v2_routes
 from service.lifecycle import PROCESS_LIFECYCLE, Lifecycle
 from service.settings import Settings
 
@@ -90,6 +91,7 @@ def create_app(settings: Settings, *, lifecycle: Lifecycle | None = None) -> Fas
         compute_concurrency=settings.compute_concurrency,
     )
     app.router.routes.extend(v1_routes(limits))
+    app.router.routes.extend(v2_routes(limits))
     app.include_router(health.router)
     app.include_router(operations.router)
     install_docs(app, title=app.title)

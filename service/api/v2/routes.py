@@ -1,0 +1,396 @@
+"""The /v2 routes: Open Inference Protocol health, metadata and inference.
+
+Inference is served by ``InferRoute``, the lean raw-body transport of ``service.api.routing`` (size
+limit, framing checks, large bodies computed in a worker thread) with the protocol's own rules:
+
+* a body without Content-Type (tritonclient sends none), ``application/octet-stream`` or JSON;
+* every error is problem+json with the protocol's ``"error"`` member beside ``detail``, so that
+  clients that read only ``error`` (tritonclient does) get the message. Statuses: 400 for anything
+  wrong with the request, 404 for an unknown model, version or path, 405 for a wrong method, and 413
+  for a body over ``XENT_MAX_BODY_BYTES``. (Triton answers 400 for an unknown model; 404 is what the
+  resource is, KServe's choice, and tritonclient treats both as errors.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any, Final
+
+from fastapi import Body, Header, Path
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
+
+from service.api.errors import Problem, problem_from_invalid_input
+from service.api.middleware import request_state
+from service.api.routing import RawBodyRoute, Reply, TransportLimits
+from service.api.schemas import ProblemDetail
+from service.api.v2.codec import (
+    HEADER_LENGTH,
+    DecodedRequest,
+    decode_request,
+    encode_response,
+    header_length,
+)
+from service.api.v2.protocol import (
+    InferenceRequest,
+    InferenceResponse,
+    MetadataTensor,
+    ModelMetadata,
+    ModelReady,
+    ServerLive,
+    ServerMetadata,
+    ServerReady,
+)
+from service.api.v2.registry import MODELS, VERSIONS, ModelSpec, run
+from service.core import InvalidInputError
+
+__all__ = ["EXTENSIONS", "SERVER_NAME", "InferRoute", "v2_routes"]
+
+SERVER_NAME: Final = "xent-service"
+#: Triton's names for the protocol extensions spoken here.
+EXTENSIONS: Final = ("binary_tensor_data", "parameters")
+
+OCTET_STREAM: Final = b"application/octet-stream"
+_JSON: Final = b"application/json"
+_TAG: Final = "open inference protocol (v2)"
+
+
+def v2_problem(status: int, detail: str, *, headers: dict[str, str] | None = None) -> Problem:
+    """A problem carrying the protocol's ``{"error": detail}`` member."""
+    return Problem(status, detail, headers=headers, extensions={"error": detail})
+
+
+def find_model(name: str, version: str | None = None) -> ModelSpec:
+    """The model of that name (and version, when the path names one), or a 404 problem."""
+    model = MODELS.get(name)
+    if model is None:
+        detail = f"unknown model '{name[:60]}'; the models are {', '.join(MODELS)}"
+        raise v2_problem(404, detail)
+    if version is not None and version not in VERSIONS:
+        detail = f"model '{name}' has no version '{version[:20]}'; its versions are {', '.join(VERSIONS)}"
+        raise v2_problem(404, detail)
+    return model
+
+
+def _check_named_model(request: DecodedRequest, model: ModelSpec, version: str | None) -> None:
+    """A model named in the body (KServe's client names it) must be the one in the URL."""
+    if request.model_name is not None and request.model_name != model.name:
+        msg = f"the request names model '{request.model_name[:60]}' but was sent to model '{model.name}'"
+        raise InvalidInputError.single(("model_name",), msg, "model_mismatch")
+    named = request.model_version
+    if named is None or (named == version if version is not None else named in VERSIONS):
+        return
+    if version is not None:
+        msg = f"the request names version '{named[:20]}' but was sent to version '{version}'"
+    else:
+        versions = ", ".join(VERSIONS)
+        msg = f"the request names version '{named[:20]}' of model '{model.name}', which has {versions}"
+    raise InvalidInputError.single(("model_version",), msg, "model_mismatch")
+
+
+class InferRoute(RawBodyRoute):
+    """POST .../infer: body bytes -> ``decode_request`` -> the model -> ``encode_response`` bytes."""
+
+    def accepts(self, media_type: bytes | None) -> bool:
+        return media_type is None or media_type == OCTET_STREAM or super().accepts(media_type)
+
+    def unsupported_media_type(self, media_type: bytes) -> Problem:
+        shown = media_type.decode("latin-1")[:60]
+        return Problem(
+            415,
+            f"Content-Type {shown} is not supported; send application/octet-stream, application/json "
+            "or no Content-Type",
+        )
+
+    def reply_to_problem(self, problem: Problem) -> Reply:
+        status = problem.status if problem.status in {404, 405, 413} else 400
+        return Reply.problem(
+            Problem(
+                status,
+                problem.detail,
+                errors=problem.errors,
+                headers=problem.headers,
+                extensions={**problem.extensions, "error": problem.detail},
+            )
+        )
+
+    def respond(self, body: bytearray, scope: Scope) -> Reply:
+        path = scope.get("path_params", {})
+        state = request_state(scope)
+        try:
+            model = find_model(path["model_name"], path.get("model_version"))
+            request = decode_request(body, header_length(scope["headers"]), self.limits.arrays)
+            _check_named_model(request, model, path.get("model_version"))
+            encoded = encode_response(
+                model_name=model.name,
+                model_version=VERSIONS[-1],
+                request_id=request.id,
+                outputs=run(model, request),
+            )
+        except InvalidInputError as error:
+            problem = problem_from_invalid_input(error)
+            state["problem_kinds"] = problem.kinds()
+            return self.reply_to_problem(problem)
+        except Problem as problem:
+            state["problem_kinds"] = problem.kinds()
+            return self.reply_to_problem(problem)
+        if request.inputs:
+            first = request.inputs[0].array
+            state["workload"] = (first.shape[0] if first.ndim >= 2 else 1), int(first.size)
+        if encoded.header_length is None:
+            return Reply(200, encoded.body, _JSON)
+        length = str(encoded.header_length).encode()
+        return Reply(200, encoded.body, OCTET_STREAM, ((HEADER_LENGTH, length),))
+
+
+# --- documentation of the operations ------------------------------------------------------------
+
+ModelName = Annotated[
+    str, Path(description="The model.", json_schema_extra={"enum": list(MODELS)}, examples=["cross_entropy"])
+]
+ModelVersion = Annotated[
+    str, Path(description="The model's version.", json_schema_extra={"enum": list(VERSIONS)})
+]
+
+INFER_DESCRIPTION = """\
+Open Inference Protocol (KServe v2) inference, with Triton's binary tensor data extension: the same
+computation as the model's /v1 endpoint, from the same core.
+
+The body is an `InferenceRequest` in JSON, or that JSON header followed by raw tensors: each input
+with `parameters.binary_data_size` has exactly `prod(shape) * itemsize` little-endian row-major bytes
+after the header, in the order of `inputs`, and the `Inference-Header-Content-Length` header gives
+the JSON header's length. Outputs asked for with `binary_data: true` (or all, with the request
+parameter `binary_data_output: true`) come back the same way (`application/octet-stream`, with
+`Inference-Header-Content-Length`).
+
+Models: `cross_entropy` (inputs `logits` | `probabilities` | `log_probabilities`, `target`,
+`weight`; parameters `reduction`, `ignore_index`, `label_smoothing`, `epsilon`, `dtype`; outputs
+`loss`, `count`, `losses`, `softmax`, `log_softmax`, `grad`, `predictions`, `target_probability`),
+`binary_cross_entropy` (`logits` | `probabilities`, `target`, `weight`, `pos_weight`; outputs `loss`,
+`count`, `losses`, `sigmoid`, `grad`, `predictions`), `softmax` (`logits`; `temperature`, `dim`,
+`dtype`; `softmax`, `log_softmax`) and `divergence` (`p`, `q`; `base`, `reduction`, `epsilon`;
+`cross_entropy`, `entropy`, `kl_divergence`, `cross_entropies`, `entropies`, `kl_divergences`).
+
+Datatypes FP32, FP64, INT32, INT64 (BOOL for the binary target). A `cross_entropy` target of an INT
+datatype holds class indices, of an FP datatype class probabilities. `dtype` defaults to the input's
+precision (FP32: float32, else float64). Scalars have shape `[]`; outputs that are null in v1 (`loss`
+for reduction `none`, or where PyTorch gives NaN) are absent; `target_probability` is -1 where the
+target is ignored. Errors are problem+json with an `error` member (what tritonclient reads).
+"""
+
+SEED_REQUEST: Final[dict[str, Any]] = {
+    "inputs": [
+        {"name": "logits", "datatype": "FP64", "shape": [2, 3], "data": [-1, 0.5, 2, -1, 0.5, 3]},
+        {"name": "target", "datatype": "INT64", "shape": [2], "data": [1, 2]},
+    ],
+    "outputs": [{"name": "loss"}, {"name": "losses"}, {"name": "softmax"}],
+}
+
+# Declaring "4XX" also keeps FastAPI from documenting a 422, which /v2 never sends.
+_OTHER_ERRORS: Final = {
+    "description": "Any other client error (405 for a wrong method), also with `error`.",
+    "model": ProblemDetail,
+}
+_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
+    400: {"description": "Anything wrong with the request; `error` says what.", "model": ProblemDetail},
+    404: {"description": "No such model or version.", "model": ProblemDetail},
+    413: {"description": "The body is larger than XENT_MAX_BODY_BYTES.", "model": ProblemDetail},
+    "4XX": _OTHER_ERRORS,
+}
+
+
+def _infer(
+    model_name: ModelName,
+    request: Annotated[
+        InferenceRequest,
+        Body(openapi_examples={"seed": {"summary": "The article's 3-class example", "value": SEED_REQUEST}}),
+    ],
+    inference_header_content_length: Annotated[
+        int | None,
+        Header(
+            alias="Inference-Header-Content-Length",
+            description="Length of the JSON header when binary tensors follow it.",
+        ),
+    ] = None,
+) -> InferenceResponse:
+    """The operation's signature, from which OpenAPI documents it; ``InferRoute.respond`` serves it."""
+    raise NotImplementedError("InferRoute serves the request body itself")
+
+
+def _infer_version(
+    model_name: ModelName,
+    model_version: ModelVersion,
+    request: Annotated[InferenceRequest, Body()],
+    inference_header_content_length: Annotated[
+        int | None, Header(alias="Inference-Header-Content-Length")
+    ] = None,
+) -> InferenceResponse:
+    """As ``_infer``, with the version in the path."""
+    raise NotImplementedError("InferRoute serves the request body itself")
+
+
+_BINARY_BODY: Final[dict[str, Any]] = {
+    "requestBody": {
+        "description": (
+            "An `InferenceRequest` in JSON, or (`application/octet-stream` or no Content-Type) that JSON "
+            "followed by the binary tensors, its length in `Inference-Header-Content-Length`."
+        ),
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+# --- health and metadata ----------------------------------------------------------------------
+
+
+async def server_metadata(request: Request) -> ServerMetadata:
+    """The server's name and version, and the protocol extensions it supports."""
+    return ServerMetadata(name=SERVER_NAME, version=str(request.app.version), extensions=list(EXTENSIONS))
+
+
+async def server_live() -> ServerLive:
+    """The process answers."""
+    return ServerLive(live=True)
+
+
+def _draining(request: Request) -> bool:
+    return bool(request.app.state.lifecycle.draining)
+
+
+async def server_ready(request: Request, response: Response) -> ServerReady:
+    """Ready for inference; 503 while the process drains on shutdown."""
+    if _draining(request):
+        response.status_code = 503
+        return ServerReady(ready=False)
+    return ServerReady(ready=True)
+
+
+def _metadata(model: ModelSpec) -> ModelMetadata:
+    return ModelMetadata(
+        name=model.name,
+        versions=list(VERSIONS),
+        platform="numpy",
+        inputs=[
+            MetadataTensor(name=spec.name, datatype=spec.metadata_datatype, shape=list(spec.shape))
+            for spec in model.inputs
+        ],
+        outputs=[
+            MetadataTensor(name=spec.name, datatype=spec.metadata_datatype, shape=list(spec.shape))
+            for spec in model.outputs
+        ],
+    )
+
+
+async def model_metadata(model_name: ModelName) -> ModelMetadata:
+    """A model's tensors: every input it accepts (of `logits`, `probabilities` and `log_probabilities`
+    send one), every output it can give, their usual datatypes, and -1 for dimensions of any size."""
+    return _metadata(find_model(model_name))
+
+
+async def model_version_metadata(model_name: ModelName, model_version: ModelVersion) -> ModelMetadata:
+    """As the model's metadata, for a version."""
+    return _metadata(find_model(model_name, model_version))
+
+
+async def model_ready(model_name: ModelName, request: Request, response: Response) -> ModelReady:
+    """Whether the model accepts inference (the models are pure functions: whenever the server does)."""
+    model = find_model(model_name)
+    ready = not _draining(request)
+    if not ready:
+        response.status_code = 503
+    return ModelReady(name=model.name, ready=ready)
+
+
+async def model_version_ready(
+    model_name: ModelName, model_version: ModelVersion, request: Request, response: Response
+) -> ModelReady:
+    """As the model's readiness, for a version."""
+    find_model(model_name, model_version)
+    return await model_ready(model_name, request, response)
+
+
+# --- everything else under /v2 ----------------------------------------------------------------
+
+_ALL_METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def _fallback(routes: Sequence[BaseRoute]) -> Route:
+    """Unknown paths and methods under /v2 get 404 / 405 with the protocol's ``error`` member too."""
+
+    async def endpoint(request: Request) -> Response:
+        scope = dict(request.scope)
+        allowed = sorted(
+            {
+                method
+                for route in routes
+                if isinstance(route, APIRoute) and route.matches(scope)[0] == Match.PARTIAL
+                for method in route.methods or ()
+            }
+        )
+        if allowed:
+            path = request.url.path[:100]
+            detail = f"{request.method} is not allowed on {path}; allowed: {', '.join(allowed)}"
+            return v2_problem(405, detail, headers={"Allow": ", ".join(allowed)}).to_response()
+        return v2_problem(404, f"no such resource: {request.url.path[:100]}").to_response()
+
+    return Route("/v2/{path:path}", endpoint, methods=_ALL_METHODS, include_in_schema=False)
+
+
+def v2_routes(limits: TransportLimits) -> list[BaseRoute]:
+    """Every /v2 route, the catch-all last."""
+
+    def get(path: str, endpoint: Any, model: type[Any], summary: str, operation_id: str) -> APIRoute:
+        return APIRoute(
+            path,
+            endpoint,
+            methods=["GET"],
+            response_model=model,
+            summary=summary,
+            operation_id=operation_id,
+            tags=[_TAG],
+            responses={404: _ERRORS[404], "4XX": _OTHER_ERRORS} if "{model_name}" in path else None,
+        )
+
+    def infer(path: str, endpoint: Any, operation_id: str) -> InferRoute:
+        return InferRoute(
+            path,
+            endpoint,
+            limits=limits,
+            methods=["POST"],
+            response_model=InferenceResponse,
+            summary="Inference (JSON or binary tensors)",
+            description=INFER_DESCRIPTION,
+            operation_id=operation_id,
+            tags=[_TAG],
+            responses=_ERRORS,
+            openapi_extra=_BINARY_BODY,
+        )
+
+    routes: list[BaseRoute] = [
+        get("/v2", server_metadata, ServerMetadata, "Server metadata", "v2_server_metadata"),
+        get("/v2/health/live", server_live, ServerLive, "Server liveness", "v2_server_live"),
+        get("/v2/health/ready", server_ready, ServerReady, "Server readiness", "v2_server_ready"),
+        get("/v2/models/{model_name}", model_metadata, ModelMetadata, "Model metadata", "v2_model_metadata"),
+        get(
+            "/v2/models/{model_name}/versions/{model_version}",
+            model_version_metadata,
+            ModelMetadata,
+            "Model version metadata",
+            "v2_model_version_metadata",
+        ),
+        get("/v2/models/{model_name}/ready", model_ready, ModelReady, "Model readiness", "v2_model_ready"),
+        get(
+            "/v2/models/{model_name}/versions/{model_version}/ready",
+            model_version_ready,
+            ModelReady,
+            "Model version readiness",
+            "v2_model_version_ready",
+        ),
+        infer("/v2/models/{model_name}/infer", _infer, "v2_infer"),
+        infer("/v2/models/{model_name}/versions/{model_version}/infer", _infer_version, "v2_infer_version"),
+    ]
+    routes.append(_fallback(list(routes)))
+    return routes
