@@ -19,7 +19,8 @@ from tests.integration.conftest import LiveServer
 from tests.reference import Case, assert_matches, cases_for, load_cases
 from tests.v2.cases import as_v1_response, triton_inputs, triton_outputs, v2_request
 
-README_SECTION = Path(__file__).resolve().parents[2] / "service" / "api" / "v2" / "README-section.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
+SECTION_TITLE = "## Call it from Triton and KServe clients"
 CROSS_ENTROPY_CASES = cases_for("/v1/cross-entropy")
 OTHER_CASES = [case for case in load_cases() if case["endpoint"] != "/v1/cross-entropy"]
 
@@ -136,8 +137,16 @@ def test_compressed_requests_are_refused_clearly(client: triton.InferenceServerC
         client.infer("cross_entropy", seed_inputs(), request_compression_algorithm="gzip")
 
 
+def _readme_section() -> str:
+    """The README's section on Triton and KServe clients, up to the next section."""
+    text = README.read_text()
+    start = text.index(SECTION_TITLE)
+    end = text.find("\n## ", start + len(SECTION_TITLE))
+    return text[start : end if end != -1 else len(text)]
+
+
 def _readme_blocks() -> tuple[str, str]:
-    text = README_SECTION.read_text()
+    text = _readme_section()
     code = re.search(r"```python\n(.*?)```", text, re.DOTALL)
     printed = re.search(r"It prints:\n\n```text\n(.*?)```", text, re.DOTALL)
     assert code and printed, "the README section lost its tritonclient snippet or its output"
@@ -154,7 +163,7 @@ def test_the_readme_snippet_works_as_written(live_server: LiveServer) -> None:
 
 
 def test_the_readme_curl_example_answers_as_shown(live_server: LiveServer) -> None:
-    text = README_SECTION.read_text()
+    text = _readme_section()
     curl = re.search(r"```sh\n(curl .*?)```", text, re.DOTALL)
     shown = re.search(r"```sh\ncurl .*?```\n\n```json\n(.*?)```", text, re.DOTALL)
     assert curl and shown, "the README section lost its curl example or its answer"
