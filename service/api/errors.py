@@ -144,6 +144,12 @@ def _pydantic_issue(error: Any) -> Issue:
     msg = _PYDANTIC_MESSAGES.get(kind, str(error.get("msg", "invalid value")))
     if "detail" in context:
         return Issue(loc, str(context["detail"]), kind)
+    if kind == "extra_forbidden" and loc == ("labels",):
+        # With AliasChoices("target", "labels"), a body with both keys reads `target` and leaves
+        # `labels` over.
+        return Issue(
+            loc, "send the target as either `target` or its alias `labels`, not both", "alias_conflict"
+        )
     where = format_loc(loc)
     return Issue(loc, f"{where}: {msg}" if where else msg, kind)
 

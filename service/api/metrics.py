@@ -71,6 +71,7 @@ class ServiceMetrics:
             multiprocess_mode="livesum",
         )
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._work: dict[str, tuple[Counter, Counter]] = {}
 
     def observe(
         self,
@@ -95,8 +96,11 @@ class ServiceMetrics:
         children[0].inc()
         children[1].observe(seconds)
         if samples:
-            self.samples.labels(route).inc(samples)
-            self.elements.labels(route).inc(elements)
+            work = self._work.get(route)
+            if work is None:
+                work = self._work[route] = (self.samples.labels(route), self.elements.labels(route))
+            work[0].inc(samples)
+            work[1].inc(elements)
         for kind in problem_kinds:
             self.validation_failures.labels(route, kind).inc()
 

@@ -80,7 +80,7 @@ def _media_type(value: bytes) -> bytes:
     return value.split(b";", 1)[0].strip().lower()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built once per request: not frozen, whose __init__ is slower
 class Reply:
     """A complete HTTP answer: status, body bytes, content type, extra headers."""
 
@@ -196,6 +196,7 @@ class LeanJSONRoute(RawBodyRoute):
         super().__init__(path, endpoint, limits=limits, **kwargs)
         self._model = _request_model(endpoint)
         self._array_fields = tensor_fields(self._model)
+        self._arrays_in_order = [name for name in self._model.model_fields if name in self._array_fields]
         self._compute = endpoint
 
     def _parse(self, body: bytearray) -> BaseModel:
@@ -225,9 +226,9 @@ class LeanJSONRoute(RawBodyRoute):
 
     def _workload(self, request: BaseModel) -> tuple[int, int]:
         """(samples, elements) of the request's first array: a batch's rows and its numbers."""
-        for name in self._model.model_fields:
+        for name in self._arrays_in_order:
             value = getattr(request, name, None)
-            if name in self._array_fields and isinstance(value, np.ndarray):
+            if isinstance(value, np.ndarray):
                 return (value.shape[0] if value.ndim >= 2 else 1), int(value.size)
         return 0, 0
 

@@ -72,23 +72,14 @@ def _one_input_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
 
 class _OneInputRequest(BaseModel):
     """A loss request: exactly one of the fields ``input_names()`` names, and a ``target`` that may
-    also be sent as ``labels``."""
+    also be sent as ``labels`` (sending both leaves ``labels`` an unknown field, which
+    ``service.api.errors`` words as the conflict it is)."""
 
     model_config = ConfigDict(**_STRICT, json_schema_extra=_one_input_schema)
 
     @staticmethod
     def input_names() -> tuple[str, ...]:
         raise NotImplementedError
-
-    @model_validator(mode="before")
-    @classmethod
-    def _one_target_name(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "target" in data and "labels" in data:
-            raise PydanticCustomError(
-                "alias_conflict",
-                "send the target as either `target` or its alias `labels`, not both",
-            )
-        return data
 
     @model_validator(mode="after")
     def _exactly_one_input(self) -> Self:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,6 +48,8 @@ __all__ = [
 BinaryInputKind = Literal["logits", "probabilities"]
 BinaryOutput = Literal["losses", "sigmoid", "grad", "predictions"]
 DEFAULT_BINARY_OUTPUTS: Final[tuple[BinaryOutput, ...]] = ("losses", "sigmoid")
+_INPUT_KINDS: Final[tuple[str, ...]] = get_args(BinaryInputKind)
+_BINARY_OUTPUTS: Final[tuple[str, ...]] = get_args(BinaryOutput)
 
 #: PyTorch's BCELoss floor for log p and log(1 - p), and its backward's floor for p * (1 - p).
 _LOG_FLOOR: Final = -100.0
@@ -202,14 +204,14 @@ def _prepare(
     dtype: str,
     outputs: Collection[str],
 ) -> tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None]:
-    issues = check_choice("input_kind", input_kind, BinaryInputKind)
+    issues = check_choice("input_kind", input_kind, _INPUT_KINDS)
     issues += check_options(
         reduction=reduction,
         label_smoothing=label_smoothing,
         epsilon=epsilon,
         dtype=dtype,
         outputs=outputs,
-        known_outputs=BinaryOutput,
+        known_outputs=_BINARY_OUTPUTS,
     )
     if pos_weight is not None and input_kind == "probabilities":
         msg = "pos_weight applies to logits only (as PyTorch's BCEWithLogitsLoss); send logits"

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from service.core.checks import check_distributions, check_finite, check_in_range, format_number, raise_if
 from service.core.errors import InvalidInputError, Issue
-from service.core.options import DEFAULT_EPSILON, Reduction, check_choice
+from service.core.options import DEFAULT_EPSILON, REDUCTIONS, Reduction, check_choice
 from service.core.softmax import FloatArray
 
 __all__ = ["BASES", "Base", "DivergenceResult", "divergence"]
@@ -78,7 +78,7 @@ def divergence(
         >>> round(float(divergence(np.eye(10)[4], q).cross_entropy), 4)
         2.4361
     """
-    issues = check_choice("base", base, Base) + check_choice("reduction", reduction, Reduction)
+    issues = check_choice("base", base, tuple(BASES)) + check_choice("reduction", reduction, REDUCTIONS)
     if not 0.0 < epsilon < 0.5:
         msg = f"epsilon = {format_number(epsilon)} is outside the open interval (0, 0.5)"
         issues.append(Issue(("epsilon",), msg, "out_of_range"))

@@ -27,7 +27,7 @@ import math
 import operator
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 import numpy as np
 from numpy.typing import NDArray
@@ -65,6 +65,8 @@ CrossEntropyOutput = Literal["losses", "softmax", "log_softmax", "grad", "predic
 
 DEFAULT_IGNORE_INDEX: Final = -100
 DEFAULT_OUTPUTS: Final[tuple[CrossEntropyOutput, ...]] = ("losses", "softmax")
+_INPUT_KINDS: Final[tuple[str, ...]] = get_args(InputKind)
+_OUTPUTS: Final[tuple[str, ...]] = get_args(CrossEntropyOutput)
 
 IntArray = NDArray[np.integer[Any]]
 
@@ -75,7 +77,7 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 SMALL_INPUT_LIMIT: Final = 64
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs microseconds per request
 class CrossEntropyResult:
     """What one cross-entropy call produced; arrays not asked for are ``None``.
 
@@ -175,14 +177,14 @@ def _check_options(
     dtype: str,
     outputs: Collection[str],
 ) -> None:
-    issues = check_choice("input_kind", input_kind, InputKind)
+    issues = check_choice("input_kind", input_kind, _INPUT_KINDS)
     issues += check_options(
         reduction=reduction,
         label_smoothing=label_smoothing,
         epsilon=epsilon,
         dtype=dtype,
         outputs=outputs,
-        known_outputs=CrossEntropyOutput,
+        known_outputs=_OUTPUTS,
     )
     if ignore_index is not None and not _INT64_MIN <= ignore_index <= _INT64_MAX:
         msg = f"ignore_index = {ignore_index} is outside the 64-bit integer range"

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from service.core.checks import cast_to_dtype, check_finite, format_number, raise_if
 from service.core.errors import InvalidInputError, Issue
-from service.core.options import ComputeDtype, check_choice
+from service.core.options import COMPUTE_DTYPES, ComputeDtype, check_choice
 
 __all__ = [
     "FloatArray",
@@ -104,7 +104,7 @@ def tempered_softmax(
         InvalidInputError: for empty or non-finite logits, a temperature that is not a positive
             finite number, a ``dim`` out of range, or logits / T whose spread overflows the dtype.
     """
-    issues = check_choice("dtype", dtype, ComputeDtype)
+    issues = check_choice("dtype", dtype, COMPUTE_DTYPES)
     if not (math.isfinite(temperature) and temperature > 0):
         msg = f"temperature = {format_number(temperature)} must be a positive finite number"
         issues.append(Issue(("temperature",), msg, "out_of_range"))

@@ -32,7 +32,7 @@ CROSS_ENTROPY: list[tuple[str, Any, list[Any] | None, str]] = [
     ("target-missing", {"logits": L}, ["target"], "target: field required"),
     ("target-batch-mismatch", body(target=[1]), ["target"], "target has shape (1,) but logits of shape (2, 3) needs class indices of shape (2,)"),
     ("target-kdim-mismatch", {"logits": [[[0.0] * 4] * 3] * 2, "target": [[0] * 5] * 2}, ["target"], "needs class indices of shape (2, 4)"),
-    ("target-and-labels", body(labels=[1, 2]), [], "either `target` or its alias `labels`, not both"),
+    ("target-and-labels", body(labels=[1, 2]), ["labels"], "either `target` or its alias `labels`, not both"),
     ("logits-string", body(logits=[[-1, "0.5", 2], [-1, 0.5, 3]]), ["logits", 0, 1], "logits[0][1] = '0.5' is a string"),
     ("logits-bool", body(logits=[[-1, 0.5, 2], [-1, False, 3]]), ["logits", 1, 1], "logits[1][1] = false is a boolean"),
     ("logits-null", body(logits=[[-1, None, 2], [-1, 0.5, 3]]), ["logits", 0, 1], "logits[0][1] is null, not a number"),

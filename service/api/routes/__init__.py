@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from service.api.openapi import PROBLEM_RESPONSES
@@ -62,7 +61,7 @@ def _responses() -> dict[int | str, dict[str, Any]]:
     return {status: {**response, "model": ProblemDetail} for status, response in PROBLEM_RESPONSES.items()}
 
 
-def v1_routes(limits: TransportLimits) -> list[APIRoute]:
+def v1_routes(limits: TransportLimits) -> list[LeanJSONRoute]:
     """The /v1 endpoints, each a lean JSON route documented by its models."""
     return [
         LeanJSONRoute(
