@@ -6,11 +6,9 @@ This module parses such a body in two parts instead:
 
 * the *envelope*, the body with each large numeric array replaced by a placeholder, which is small and
   goes through orjson as usual;
-* each large array *span*, read in chunks of about a megabyte: the brackets of a chunk are blanked
-  and orjson parses its numbers as one flat list, which NumPy copies into the result and which is then
-  freed; the bracket structure is checked separately, from the skeleton of ``[``, ``]`` and ``,`` that
-  remains once the number characters are deleted, against the skeleton a rectangular array of the
-  derived shape must have.
+* each large array *span*, read in groups of its top-level elements (rows, for a batch) of about a
+  megabyte: orjson parses a group, NumPy copies it into an array and checks that it is rectangular,
+  and the group's Python objects are freed before the next one is read.
 
 It is an optimisation with an exact fallback, never a second grammar: the result is returned only when
 the envelope and every span parse as strict JSON (orjson) and the placeholders are found exactly once,
@@ -22,9 +20,8 @@ and the caller parses the body the ordinary way, which also finds the exact posi
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from typing import Any, Final
 
 import numpy as np
@@ -39,8 +36,6 @@ MIN_SPAN_BYTES: Final = 64 * 1024
 CHUNK_BYTES: Final = 1 << 20
 
 _WHITESPACE: Final = b" \t\r\n"
-_NUMBER_CHARACTERS: Final = b"0123456789+-.eE" + _WHITESPACE
-_BLANK_BRACKETS: Final = bytes.maketrans(b"[]", b"  ")
 _PLACEHOLDER: Final = b"-7239480156389021"
 _INT64_BOUND: Final = 2.0**63
 #: An integer literal too long for 64 bits: 19 or more digits, no fraction, no exponent.
@@ -129,73 +124,62 @@ def _array_spans(
     return spans
 
 
-def _chunks(body: bytes | bytearray, start: int, end: int, chunk_bytes: int) -> Iterator[bytes]:
-    """Consecutive pieces of ``body[start:end]`` of about ``chunk_bytes``, split at (and without) commas."""
-    position = start
-    while end - position > chunk_bytes:
-        cut = body.find(b",", position + chunk_bytes, end)
-        if cut == -1:
-            break
-        yield bytes(body[position:cut])
-        position = cut + 1
-    yield bytes(body[position:end])
-
-
 def _parse_numeric_array(
     body: bytes | bytearray, start: int, end: int, max_dims: int, chunk_bytes: int
 ) -> NDArray[Any] | None:
-    skeleton_parts: list[bytes] = []
+    """The array ``body[start:end]`` (``[`` ... ``]``), parsed in groups of its top-level elements.
+
+    The elements are cut into groups of about ``chunk_bytes`` at the separators between them
+    (``],[`` for a 2-D array, ``]],[[`` for 3-D, ``,`` for 1-D); each group, wrapped in brackets, is
+    a JSON array that orjson parses and NumPy makes rectangular. A cut anywhere else leaves a group
+    that is not valid JSON, and the whole array is declined.
+    """
+    if body[end - 1] != ord("]"):
+        return None
+    ndim = 0
+    position = start
+    while position < end and body[position] == ord("["):
+        ndim += 1
+        position = _skip_whitespace(body, position + 1)
+    if ndim > max_dims:
+        return None
+    separator = b"]" * (ndim - 1) + b"," + b"[" * (ndim - 1)
+    inner_start, inner_end = start + 1, end - 1
     pieces: list[NDArray[Any]] = []
-    for number, piece in enumerate(_chunks(body, start, end, chunk_bytes)):
-        skeleton = piece.translate(None, _NUMBER_CHARACTERS)
-        if skeleton.strip(b"[],"):
-            return None  # a string, object, literal or stray character: not a plain numeric array
-        skeleton_parts.append(skeleton if number == 0 else b"," + skeleton)
-        try:
-            values = orjson.loads(b"[" + piece.translate(_BLANK_BRACKETS) + b"]")
-        except orjson.JSONDecodeError:
+    position = inner_start
+    while position < inner_end:
+        cut = -1
+        if inner_end - position > chunk_bytes:
+            cut = body.find(separator, position + chunk_bytes, inner_end)
+        stop = inner_end if cut == -1 else cut + ndim - 1  # the group keeps its closing brackets
+        piece = bytes(body[position:stop])
+        array = _parse_group(piece)
+        if array is None or array.ndim != ndim or (pieces and array.shape[1:] != pieces[0].shape[1:]):
             return None
-        array = np.array(values)
-        if array.dtype.kind not in "if" or array.ndim != 1:
-            return None  # integers beyond 64 bits become objects: the ordinary path reports them
-        if array.dtype.kind == "f" and np.any(np.abs(array) >= _INT64_BOUND) and _LONG_INTEGER.search(piece):
-            return None  # orjson reads an integer beyond 64 bits as a float; a JSON parser would not
         pieces.append(array)
-    shape = _shape_of(b"".join(skeleton_parts), max_dims)
-    if shape is None:
+        position = stop + 1  # past the comma
+    if not pieces or 0 in pieces[0].shape:
         return None
-    flat = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-    if flat.size != math.prod(shape):
-        return None
-    return flat.reshape(shape)
+    return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
 
 
-def _shape_of(skeleton: bytes, max_dims: int) -> tuple[int, ...] | None:
-    """The shape whose rectangular skeleton is ``skeleton``, or ``None`` if it is not one."""
-    ndim = len(skeleton) - len(skeleton.lstrip(b"["))
-    if not 1 <= ndim <= max_dims:
+def _parse_group(piece: bytes) -> NDArray[Any] | None:
+    """Comma-separated JSON values -> a rectangular int64 or float64 array, or None."""
+    if b"t" in piece or b"f" in piece:
+        return None  # true or false: NumPy would turn them into 1 and 0 next to numbers
+    try:
+        values = orjson.loads(b"[" + piece + b"]")
+    except orjson.JSONDecodeError:
         return None
-    dims: list[int] = []
-    for level in range(ndim, 0, -1):
-        # The first element of this depth ends at the first run of (ndim - level + 1) closing
-        # brackets; its length is one more than the separators of the next depth before that.
-        closing = b"]" * (ndim - level + 1)
-        end = skeleton.find(closing)
-        if end == -1:
-            return None
-        separator = b"]" * (ndim - level) + b"," + b"[" * (ndim - level)
-        dims.append(skeleton.count(separator, level - 1, end) + 1)
-    shape = tuple(reversed(dims))
-    if 0 in shape or skeleton != _expected_skeleton(shape):
-        return None
-    return shape
-
-
-def _expected_skeleton(shape: tuple[int, ...]) -> bytes:
-    skeleton = b"[" + b"," * (shape[-1] - 1) + b"]"
-    for length in reversed(shape[:-1]):
-        skeleton = b"[" + b",".join([skeleton] * length) + b"]"
-    return skeleton
+    try:
+        array = np.array(values)
+    except (ValueError, TypeError):
+        return None  # ragged
+    if array.dtype.kind not in "if":
+        return None  # strings, null, objects, or integers beyond 64 bits
+    if array.dtype.kind == "f" and np.any(np.abs(array) >= _INT64_BOUND) and _LONG_INTEGER.search(piece):
+        return None  # orjson reads an integer beyond 64 bits as a float; a JSON parser would not
+    return array
 
 
 def _parse_envelope(

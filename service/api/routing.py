@@ -200,12 +200,14 @@ class LeanJSONRoute(RawBodyRoute):
         self._compute = endpoint
 
     def _parse(self, body: bytearray) -> BaseModel:
-        context = decode_context(body, self.limits.arrays)
         if len(body) >= BULK_MIN_BODY_BYTES:
             document = decode_bulk(body, self._array_fields, max_dims=self.limits.arrays.max_dims)
             if document is not None:
+                # The large arrays are checked already; the lists left (under MIN_SPAN_BYTES of
+                # text) are walked for booleans, which costs less than searching the whole body.
+                context = {"limits": self.limits.arrays, "may_contain_bool": True}
                 return self._model.model_validate(document, context=context)
-        return self._model.model_validate_json(body, context=context)
+        return self._model.model_validate_json(body, context=decode_context(body, self.limits.arrays))
 
     def respond(self, body: bytearray, scope: Scope) -> Reply:
         state = request_state(scope)
