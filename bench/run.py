@@ -76,9 +76,12 @@ def core_vs_torch(quick: bool) -> list[Row]:
     import torch
     import torch.nn.functional as F  # noqa: N812
 
-    from service.core import cross_entropy
+    from service.core import cross_entropy, set_threads
 
     torch.set_grad_enabled(False)
+    # Both as a server runs them: every CPU this process may use (PyTorch's default, and the
+    # service's XENT_COMPUTE_THREADS default).
+    set_threads(torch.get_num_threads())
     shapes = [(2, 3), (256, 10)] if quick else [(2, 3), (256, 10), (4096, 1000), (65536, 100), (1000000, 10)]
     rows = []
     for dtype in ("float32", "float64"):
@@ -167,9 +170,10 @@ wrk.headers["Content-Type"] = "application/json"
 def wrk(url: str, seconds: float, connections: int) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT % SEED_BODY.decode())
+    duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds
     try:
         output = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url],
+            ["wrk", "-t1", f"-c{connections}", duration, "--latency", "-s", script.name, url],
             capture_output=True, text=True, check=True, timeout=seconds + 60,
         ).stdout  # fmt: skip
     finally:
@@ -374,7 +378,10 @@ def binary_round_trip(
 
 def print_table(report: Row) -> None:
     print(f"\nmachine: {report['machine']}")
-    print("\n1. core / PyTorch (losses + softmax, reduction none)      target <= 1.0")
+    print(
+        f"\n1. core / PyTorch (losses + softmax, reduction none), {report['threads']} thread(s)"
+        "   target <= 1.0"
+    )
     print(f"   {'dtype':8} {'shape':>14} {'core ms':>10} {'torch ms':>10} {'ratio':>7}")
     for row in report["core_vs_torch"]:
         shape = "x".join(map(str, row["shape"]))
@@ -417,6 +424,9 @@ def main(argv: list[str] | None = None) -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
     report: Row = {"machine": f"{machine}, Python {platform.python_version()}", "quick": args.quick}
     report["core_vs_torch"] = core_vs_torch(args.quick)
+    from service.core import get_threads
+
+    report["threads"] = get_threads()
     report["small_requests"] = small_requests(args.quick)
     report["large_requests"] = large_requests(args.quick)
     print_table(report)

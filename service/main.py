@@ -20,6 +20,7 @@ from service.api.openapi import build_openapi
 from service.api.routes import health, operations, v1_routes
 from service.api.routing import RawBodyRoute, TransportLimits
 from service.api.v2 import v2_routes
+from service.core import set_threads
 from service.lifecycle import PROCESS_LIFECYCLE, Lifecycle
 from service.settings import Settings
 
@@ -114,6 +115,7 @@ def create_app(settings: Settings, *, lifecycle: Lifecycle | None = None) -> Ser
         redoc_url=None,
     )
     app.state.settings = settings
+    set_threads(settings.compute_threads)  # a process-wide resource, as torch.set_num_threads
     app.state.lifecycle = lifecycle or Lifecycle()
     app.state.metrics = metrics = ServiceMetrics()
     install_error_handlers(app)

@@ -6,6 +6,7 @@ Nothing here reads the environment at import time: ``Settings()`` does, when the
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -103,6 +104,15 @@ class Settings(BaseSettings):
         default="json", description="Log lines as JSON objects or as plain text (XENT_LOG_FORMAT)."
     )
 
+    compute_threads: int = Field(
+        default_factory=lambda: len(os.sched_getaffinity(0)),
+        ge=1,
+        le=256,
+        description=(
+            "Threads one large softmax pass may use (XENT_COMPUTE_THREADS); by default the CPUs this "
+            "process may run on. Set it to the container's CPU limit where that is lower."
+        ),
+    )
     compute_concurrency: int = Field(
         default=2,
         ge=1,

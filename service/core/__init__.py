@@ -15,6 +15,7 @@ from service.core.binary import (
 )
 from service.core.divergence import BASES, Base, DivergenceResult, divergence
 from service.core.errors import InvalidInputError, Issue, Loc, format_loc
+from service.core.kernels import get_threads, set_threads
 from service.core.multiclass import (
     DEFAULT_IGNORE_INDEX,
     DEFAULT_OUTPUTS,
@@ -59,9 +60,11 @@ __all__ = [
     "default_dim",
     "divergence",
     "format_loc",
+    "get_threads",
     "log_sigmoid",
     "log_softmax",
     "logsumexp",
+    "set_threads",
     "sigmoid",
     "softmax",
     "softmax_and_log_softmax",

@@ -13,21 +13,33 @@ long contiguous vectors. The block's arrays are handed out as (n, C) views eithe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["BLOCK_ELEMENTS", "RowBlock", "softmax_row_blocks"]
+__all__ = [
+    "BLOCK_ELEMENTS",
+    "PARALLEL_MIN_ELEMENTS",
+    "RowBlock",
+    "for_each_row_block",
+    "get_threads",
+    "set_threads",
+    "softmax_row_blocks",
+]
 
 FloatArray = NDArray[np.floating[Any]]
 
-#: Numbers per block: 256 KiB of float64, comfortably inside a core's L2 cache.
-BLOCK_ELEMENTS: Final = 1 << 15
+#: Numbers per block: 512 KiB of float64, 256 KiB of float32, inside a core's L2 cache.
+BLOCK_ELEMENTS: Final = 1 << 16
 #: At or below this many classes a block is worked on class-major.
 SMALL_CLASS_COUNT: Final = 64
+#: Below this many numbers one thread does the pass: starting others costs more than it saves.
+PARALLEL_MIN_ELEMENTS: Final = 1 << 18
 
 
 @dataclass(slots=True)
@@ -47,9 +59,12 @@ class RowBlock:
 
 
 def softmax_row_blocks(
-    x: FloatArray, *, want_argmax: bool = False, block_elements: int = BLOCK_ELEMENTS
+    x: FloatArray, *, want_argmax: bool = False, block_elements: int = BLOCK_ELEMENTS, offset: int = 0
 ) -> Iterator[RowBlock]:
-    """Blocks of the softmax pass over the rows of ``x`` (M, C); every exponent is <= 0, no overflow."""
+    """Blocks of the softmax pass over the rows of ``x`` (M, C); every exponent is <= 0, no overflow.
+
+    ``offset`` is added to the blocks' row numbers (``x`` is then a slice of a larger array).
+    """
     rows, classes = x.shape
     block = min(rows, max(1, block_elements // classes))
     class_major = classes <= SMALL_CLASS_COUNT and rows > 1
@@ -70,7 +85,7 @@ def softmax_row_blocks(
             shifted -= np.maximum.reduce(shifted, axis=0)
             exp = np.exp(shifted, out=exp_buffer[:, :n])
             total = np.add.reduce(exp, axis=0)
-            yield RowBlock(slice(start, stop), shifted.T, exp.T, total, argmax)
+            yield RowBlock(slice(offset + start, offset + stop), shifted.T, exp.T, total, argmax)
         else:
             source = x[start:stop]
             argmax = np.argmax(source, axis=1) if want_argmax else None
@@ -79,4 +94,61 @@ def softmax_row_blocks(
             )
             exp = np.exp(shifted, out=exp_buffer[:n])
             total = np.add.reduce(exp, axis=1)
-            yield RowBlock(slice(start, stop), shifted, exp, total, argmax)
+            yield RowBlock(slice(offset + start, offset + stop), shifted, exp, total, argmax)
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_threads = 1
+
+
+def set_threads(threads: int) -> None:
+    """How many threads one large softmax pass may use (as ``torch.set_num_threads``); default 1."""
+    global _threads
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, not {threads}")
+    _threads = threads
+
+
+def get_threads() -> int:
+    return _threads
+
+
+def _shared_pool(threads: int) -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < threads:
+            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="xent-core")
+        return _pool
+
+
+def for_each_row_block(
+    x: FloatArray,
+    consume: Callable[[RowBlock], None],
+    *,
+    want_argmax: bool = False,
+    threads: int | None = None,
+) -> None:
+    """Run ``consume`` on every block of the softmax pass over ``x``, on up to ``threads`` threads
+    (``set_threads``' value by default).
+
+    NumPy releases the interpreter lock inside its loops, so threads working on different rows run
+    in parallel; ``consume`` must only write rows of its own block (different blocks never share a
+    row). Small arrays stay on the calling thread.
+    """
+    rows = x.shape[0]
+    threads = max(1, min(_threads if threads is None else threads, rows))
+    if threads == 1 or x.size < PARALLEL_MIN_ELEMENTS:
+        for block in softmax_row_blocks(x, want_argmax=want_argmax):
+            consume(block)
+        return
+
+    def work(start: int, stop: int) -> None:
+        for block in softmax_row_blocks(x[start:stop], want_argmax=want_argmax, offset=start):
+            consume(block)
+
+    bounds = [rows * part // threads for part in range(threads + 1)]
+    pool = _shared_pool(threads)
+    futures = [pool.submit(work, bounds[i], bounds[i + 1]) for i in range(threads)]
+    for future in futures:
+        future.result()

@@ -44,7 +44,7 @@ from service.core.checks import (
     raise_if,
 )
 from service.core.errors import MAX_REPORTED_ISSUES, InvalidInputError, Issue, format_loc
-from service.core.kernels import softmax_row_blocks
+from service.core.kernels import RowBlock, for_each_row_block
 from service.core.options import DEFAULT_EPSILON, ComputeDtype, Reduction, check_choice, check_options
 from service.core.softmax import FloatArray
 
@@ -553,7 +553,7 @@ def _from_logits(
             scaled_target_share = (1 - s) * plan.target_weight * grad_scale
             scaled_smoothing = (s / classes * grad_scale) * smooth_weight if smoothing else None
 
-    for block in softmax_row_blocks(x, want_argmax=predictions is not None):
+    def consume(block: RowBlock) -> None:
         span = block.rows
         n = span.stop - span.start
         block_lse = np.log(block.total, out=lse[span])
@@ -587,6 +587,8 @@ def _from_logits(
                 if scaled_smoothing is not None:
                     g -= scaled_smoothing * plan.keep[span, None]
                 g[np.arange(n), target[span]] -= scaled_target_share[span]
+
+    for_each_row_block(x, consume, want_argmax=predictions is not None)
 
     if soft is not None:
         assert dots is not None

@@ -191,3 +191,30 @@ def test_distribution_inputs_are_not_renormalised(kind: str) -> None:
     result = cross_entropy(x, np.array([4]), input_kind=kind)  # type: ignore[arg-type]
     assert result.loss is not None
     assert float(result.loss) == pytest.approx(-np.log(0.0875), rel=1e-15)
+
+
+@pytest.mark.parametrize("shape", [(600, 1000), (70000, 10)])
+def test_threads_agree_to_the_last_ulps(shape: tuple[int, int]) -> None:
+    # Splitting the rows moves elements between SIMD lanes and the scalar tail of NumPy's exp, which
+    # may differ by one unit in the last place; nothing more may change.
+    from service.core import get_threads, set_threads
+    from service.core.kernels import PARALLEL_MIN_ELEMENTS
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=shape)
+    assert x.size >= PARALLEL_MIN_ELEMENTS
+    target = rng.integers(0, shape[1], shape[0])
+    every: list[CrossEntropyOutput] = ["losses", "softmax", "log_softmax", "grad"]
+    before = get_threads()
+    try:
+        set_threads(1)
+        alone = cross_entropy(x, target, label_smoothing=0.1, outputs=[*every, "predictions"])
+        set_threads(3)
+        together = cross_entropy(x, target, label_smoothing=0.1, outputs=[*every, "predictions"])
+    finally:
+        set_threads(before)
+    assert alone.loss is not None and together.loss is not None
+    np.testing.assert_allclose(together.loss, alone.loss, rtol=1e-14)
+    np.testing.assert_array_equal(together.predictions, alone.predictions)
+    for name in every:
+        np.testing.assert_array_max_ulp(getattr(together, name), getattr(alone, name), maxulp=4)
