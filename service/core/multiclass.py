@@ -150,7 +150,10 @@ def cross_entropy(
     """
     _check_options(input_kind, ignore_index, reduction, label_smoothing, epsilon, dtype, outputs)
     if input_kind == "logits" and dtype == "float64" and scores.size <= SMALL_INPUT_LIMIT:
-        small = _small_logits(scores, target, weight, ignore_index, reduction, label_smoothing, outputs)
+        try:
+            small = _small_logits(scores, target, weight, ignore_index, reduction, label_smoothing, outputs)
+        except OverflowError:  # the general path reports what overflowed
+            small = None
         if small is not None:
             return small
     problem = _prepare(scores, target, input_kind, weight, ignore_index, epsilon, dtype)
@@ -711,24 +714,8 @@ def _small_logits(
 
     It only answers inputs the general path would accept: anything it does not handle, or any value
     that would be refused, returns ``None`` and the general path runs, with its error messages.
+    (``math.fsum`` raises OverflowError on huge losses; the caller treats that as ``None`` too.)
     """
-    try:
-        return _small_logits_or_none(
-            scores, target, weight, ignore_index, reduction, label_smoothing, outputs
-        )
-    except OverflowError:  # math.fsum of huge losses: the general path reports the overflow
-        return None
-
-
-def _small_logits_or_none(
-    scores: NDArray[Any],
-    target: NDArray[Any],
-    weight: NDArray[Any] | None,
-    ignore_index: int | None,
-    reduction: Reduction,
-    label_smoothing: float,
-    outputs: Collection[str],
-) -> CrossEntropyResult | None:
     if scores.ndim not in (1, 2) or scores.size == 0 or target.ndim != scores.ndim - 1:
         return None
     if target.dtype.kind not in "iu" or target.shape != scores.shape[:-1]:
