@@ -1,11 +1,13 @@
-"""Liveness and readiness probes: cheap, no body, no dependencies."""
+"""Liveness and readiness probes: cheap, no dependencies."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
+
+from service.api.errors import Problem
 
 __all__ = ["Health", "router"]
 
@@ -13,7 +15,7 @@ router = APIRouter(tags=["operations"])
 
 
 class Health(BaseModel):
-    status: Literal["ok", "ready", "draining"]
+    status: Literal["ok", "ready"]
 
 
 @router.get(
@@ -33,8 +35,8 @@ async def live() -> Health:
     response_model=Health,
     responses={503: {"description": "Draining: finishing requests in flight before exiting."}},
 )
-async def ready(request: Request, response: Response) -> Health:
+async def ready(request: Request) -> Health:
     if request.app.state.lifecycle.draining:
-        response.status_code = 503
-        return Health(status="draining")
+        # Like every error of the service, a problem+json (as OpenAPI documents it).
+        raise Problem(503, "draining: the service is finishing the requests in flight before it exits")
     return Health(status="ready")
