@@ -479,10 +479,11 @@ def _compute(
     plan = _coefficients(problem, s)
     undefined = reduction == "mean" and not plan.denominator > 0
     # The gradient of the reduced loss: of the mean divides by its denominator, of "none" is of the sum.
-    grad_scale = dtype(1) / plan.denominator if reduction == "mean" and not undefined else dtype(1)
+    # Dividing by the denominator last keeps w / sum(w) finite where 1 / sum(w) alone would overflow.
+    grad_divisor = plan.denominator if reduction == "mean" and not undefined else dtype(1)
     if input_kind == "logits":
         parts = _from_logits(
-            problem, plan, s, outputs, grad_scale, want_grad="grad" in outputs and not undefined
+            problem, plan, s, outputs, grad_divisor, want_grad="grad" in outputs and not undefined
         )
     else:
         parts = _from_distribution(
@@ -492,7 +493,7 @@ def _compute(
             input_kind,
             dtype(epsilon),
             outputs,
-            grad_scale,
+            grad_divisor,
             want_grad="grad" in outputs and not undefined,
         )
     losses = parts.losses
@@ -524,7 +525,7 @@ def _from_logits(
     plan: _Coefficients,
     s: np.floating[Any],
     outputs: frozenset[str],
-    grad_scale: np.floating[Any],
+    grad_divisor: np.floating[Any],
     *,
     want_grad: bool,
 ) -> _Parts:
@@ -549,12 +550,10 @@ def _from_logits(
     smoothing = target is not None and s > 0
     dots = empty(rows, dtype) if smoothing or soft is not None else None
     smooth_weight = plan.class_weight if plan.class_weight is not None else np.ones(classes, dtype)
-    if grad is not None:
-        scaled_a_sum = plan.a_sum * grad_scale
-        if target is not None:
-            assert plan.target_weight is not None and plan.keep is not None
-            scaled_target_share = (1 - s) * plan.target_weight * grad_scale
-            scaled_smoothing = (s / classes * grad_scale) * smooth_weight if smoothing else None
+    if grad is not None and target is not None:
+        assert plan.target_weight is not None and plan.keep is not None
+        target_share = (1 - s) * plan.target_weight
+        smoothing_share = (s / classes) * smooth_weight if smoothing else None
 
     def consume(block: RowBlock) -> None:
         span = block.rows
@@ -579,17 +578,19 @@ def _from_logits(
         if grad is not None:
             g = grad[span]
             if probabilities is not None:
-                np.multiply(probabilities, scaled_a_sum[span, None], out=g)
+                np.multiply(probabilities, plan.a_sum[span, None], out=g)
             else:
                 np.divide(block.exp, block.total[:, None], out=g)
-                g *= scaled_a_sum[span, None]
+                g *= plan.a_sum[span, None]
             if soft is not None:
-                g -= soft[span] * grad_scale
+                g -= soft[span]
             else:
                 assert target is not None and plan.keep is not None
-                if scaled_smoothing is not None:
-                    g -= scaled_smoothing * plan.keep[span, None]
-                g[np.arange(n), target[span]] -= scaled_target_share[span]
+                if smoothing_share is not None:
+                    g -= smoothing_share * plan.keep[span, None]
+                g[np.arange(n), target[span]] -= target_share[span]
+            if grad_divisor != 1:
+                g /= grad_divisor
 
     for_each_row_block(x, consume, want_argmax=predictions is not None)
 
@@ -616,7 +617,7 @@ def _from_distribution(
     input_kind: InputKind,
     epsilon: np.floating[Any],
     outputs: frozenset[str],
-    grad_scale: np.floating[Any],
+    grad_divisor: np.floating[Any],
     *,
     want_grad: bool,
 ) -> _Parts:
@@ -655,7 +656,8 @@ def _from_distribution(
             grad = np.where(inside, -a / np.where(inside, x, dtype(1)), dtype(0)).astype(dtype, copy=False)
         else:
             grad = -a
-        grad *= grad_scale
+        if grad_divisor != 1:
+            grad /= grad_divisor
     target_probability = None
     if "target_probability" in outputs and plan.target is not None and plan.keep is not None:
         target_probability = np.where(plan.keep, q[np.arange(rows), plan.target], np.nan)
@@ -701,6 +703,19 @@ def _package(
 # --- small inputs -------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _SmallRow:
+    """One row of a small input: ``x - max``, its softmax and log-sum-exp, its target."""
+
+    shifted: list[float]
+    probabilities: list[float]
+    lse: float
+    target_weight: float  # w[t], or 0 where the target is ignored
+    target: int  # 0 where ignored, so that indexing stays valid
+    keep: bool
+    prediction: int
+
+
 def _small_logits(
     scores: NDArray[Any],
     target: NDArray[Any],
@@ -735,7 +750,7 @@ def _small_logits(
     class_weight_total = math.fsum(weights) if weights is not None else float(classes)
     wanted = frozenset(outputs)
 
-    rows: list[tuple[list[float], float, float, int, bool, float]] = []  # shifted, lse, tw, t, keep, max
+    rows: list[_SmallRow] = []
     for row, t in zip(batch, targets, strict=True):
         highest, lowest = max(row), min(row)
         if not (math.isfinite(highest) and math.isfinite(lowest) and math.isfinite(highest - lowest)):
@@ -744,18 +759,30 @@ def _small_logits(
         if keep and not 0 <= t < classes:
             return None
         shifted = [float(value) - highest for value in row]
-        lse = math.log(math.fsum(math.exp(value) for value in shifted))
-        tw = (weights[t] if weights is not None else 1.0) if keep else 0.0
-        rows.append((shifted, lse, tw, t if keep else 0, keep, highest))
+        exps = [math.exp(value) for value in shifted]  # every exponent <= 0
+        total = math.fsum(exps)
+        rows.append(
+            _SmallRow(
+                shifted=shifted,
+                probabilities=[value / total for value in exps],
+                lse=math.log(total),
+                target_weight=(weights[t] if weights is not None else 1.0) if keep else 0.0,
+                target=t if keep else 0,
+                keep=keep,
+                prediction=row.index(highest),
+            )
+        )
 
     losses: list[float] = []
-    for shifted, lse, tw, t, keep, _ in rows:
-        loss = (1 - s) * tw * (lse - shifted[t])
-        if s > 0 and keep:
-            dot = math.fsum(shifted) if weights is None else math.fsum(map(operator.mul, shifted, weights))
-            loss += s / classes * (class_weight_total * lse - dot)
-        losses.append(loss if keep else 0.0)
-    denominator = math.fsum(tw for _, _, tw, _, _, _ in rows)
+    for r in rows:
+        loss = (1 - s) * r.target_weight * (r.lse - r.shifted[r.target])
+        if s > 0 and r.keep:
+            dot = (
+                math.fsum(r.shifted) if weights is None else math.fsum(map(operator.mul, r.shifted, weights))
+            )
+            loss += s / classes * (class_weight_total * r.lse - dot)
+        losses.append(loss if r.keep else 0.0)
+    denominator = math.fsum(r.target_weight for r in rows)
     undefined = reduction == "mean" and not denominator > 0
     loss_value: np.floating[Any] | None = None
     if reduction == "sum":
@@ -771,45 +798,34 @@ def _small_logits(
 
     grad = None
     if "grad" in wanted:
-        scale = 0.0 if undefined else (1 / denominator if reduction == "mean" else 1.0)
+        divisor = denominator if reduction == "mean" and not undefined else 1.0
         grad_rows = []
-        for shifted, lse, tw, t, keep, _ in rows:
-            a_sum = (1 - s) * tw + (s / classes * class_weight_total if keep else 0.0)
-            smoothing = [
-                s / classes * (weights[c] if weights is not None else 1.0) if keep else 0.0
-                for c in range(classes)
-            ]
-            gradient = [
-                (math.exp(value - lse) * a_sum - smoothing[c]) * scale for c, value in enumerate(shifted)
-            ]
-            gradient[t] -= (1 - s) * tw * scale
-            grad_rows.append(gradient)
+        for r in rows:
+            a_sum = (1 - s) * r.target_weight + (s / classes * class_weight_total if r.keep else 0.0)
+            gradient = [p * a_sum for p in r.probabilities]
+            if s > 0 and r.keep:
+                for c in range(classes):
+                    gradient[c] -= s / classes * (weights[c] if weights is not None else 1.0)
+            gradient[r.target] -= (1 - s) * r.target_weight
+            grad_rows.append([0.0] * classes if undefined else [value / divisor for value in gradient])
         if not all(math.isfinite(value) for gradient in grad_rows for value in gradient):
             return None
         grad = shaped(grad_rows)
 
     return CrossEntropyResult(
         loss=loss_value,
-        count=sum(keep for _, _, _, _, keep, _ in rows),
+        count=sum(r.keep for r in rows),
         losses=shaped(losses) if "losses" in wanted else None,
-        softmax=(
-            shaped([[math.exp(value - lse) for value in shifted] for shifted, lse, *_ in rows])
-            if "softmax" in wanted
-            else None
-        ),
+        softmax=shaped([r.probabilities for r in rows]) if "softmax" in wanted else None,
         log_softmax=(
-            shaped([[value - lse for value in shifted] for shifted, lse, *_ in rows])
+            shaped([[value - r.lse for value in r.shifted] for r in rows])
             if "log_softmax" in wanted
             else None
         ),
         grad=grad,
-        predictions=(
-            shaped([row.index(highest) for row, (*_, highest) in zip(batch, rows, strict=True)], np.int64)
-            if "predictions" in wanted
-            else None
-        ),
+        predictions=shaped([r.prediction for r in rows], np.int64) if "predictions" in wanted else None,
         target_probability=(
-            shaped([math.exp(shifted[t] - lse) if keep else math.nan for shifted, lse, _, t, keep, _ in rows])
+            shaped([r.probabilities[r.target] if r.keep else math.nan for r in rows])
             if "target_probability" in wanted
             else None
         ),
