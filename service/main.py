@@ -18,7 +18,7 @@ from service.api.metrics import ServiceMetrics
 from service.api.middleware import BearerAuth, RequestObserver
 from service.api.openapi import build_openapi
 from service.api.routes import health, operations, v1_routes
-from service.api.routing import RawBodyRoute, TransportLimits
+from service.api.routing import ComputeGate, RawBodyRoute, TransportLimits
 from service.api.v2 import v2_routes
 from service.core import set_threads
 from service.lifecycle import PROCESS_LIFECYCLE, Lifecycle
@@ -124,7 +124,7 @@ def create_app(settings: Settings, *, lifecycle: Lifecycle | None = None) -> Ser
         max_body_bytes=settings.max_body_bytes,
         arrays=ArrayLimits(max_elements=settings.max_elements, max_dims=settings.max_dims),
         offload_bytes=settings.offload_bytes,
-        compute_concurrency=settings.compute_concurrency,
+        gate=ComputeGate(settings.compute_concurrency),
     )
     lean = v1_routes(limits)
     app.router.routes.extend(lean)

@@ -8,8 +8,9 @@ to pydantic-core's JSON parser (``model_validate_json``), arrays become NumPy on
 (``service.api.arrays``), and the endpoint's result, NumPy arrays included, is serialised by orjson.
 
 Large bodies are parsed, computed and serialised in a worker thread, at most
-``compute_concurrency`` at a time per process, so that the event loop keeps answering small requests
-and health checks while a big batch is being crunched.
+``XENT_COMPUTE_CONCURRENCY`` at a time per process (admitted before their bodies are read), so that the
+event loop keeps answering small requests and health checks while a big batch is being crunched, and
+memory stays bounded.
 
 ``RawBodyRoute`` is the transport (framing checks, size limit, offloading, sending); ``LeanJSONRoute``
 adds the JSON endpoints' body -> model -> endpoint -> JSON. Other protocols subclass ``RawBodyRoute``.
@@ -42,13 +43,30 @@ from service.api.errors import (
 from service.api.middleware import request_state
 from service.core import InvalidInputError
 
-__all__ = ["LeanJSONRoute", "RawBodyRoute", "Reply", "TransportLimits"]
+__all__ = ["ComputeGate", "LeanJSONRoute", "RawBodyRoute", "Reply", "TransportLimits"]
 
 JSON_CONTENT_TYPE = b"application/json"
 _PROBLEM_CONTENT_TYPE = PROBLEM_CONTENT_TYPE.encode()
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 #: Bodies from this size on try ``decode_bulk`` first (no Python object per number).
 BULK_MIN_BODY_BYTES = 256 * 1024
+
+
+class ComputeGate:
+    """How many large requests one process handles at once, over every route: one is admitted before
+    its body is read, and leaves once its answer is sent, so that at most that many large bodies,
+    their arrays and their answers are in memory together. The others wait their turn."""
+
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    @property
+    def limiter(self) -> anyio.CapacityLimiter:
+        # Made on first use: an anyio limiter belongs to the event loop that runs the app.
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.concurrency)
+        return self._limiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +76,7 @@ class TransportLimits:
     max_body_bytes: int
     arrays: ArrayLimits
     offload_bytes: int
-    compute_concurrency: int
+    gate: ComputeGate
 
 
 class _Disconnected(Exception):
@@ -101,8 +119,9 @@ class Reply:
 class RawBodyRoute(APIRoute):
     """An ``APIRoute`` served by a lean ASGI app: it checks the framing headers, reads the body within
     ``max_body_bytes`` (413 before reading when Content-Length says it is too large), hands the bytes to
-    ``respond`` (in a worker thread above ``offload_bytes``, at most ``compute_concurrency`` at a time),
-    and sends the ``Reply``. Subclasses say which media types they accept and how to respond.
+    ``respond`` and sends the ``Reply``. A body above ``offload_bytes`` (or of unknown length) waits
+    for the process's ``ComputeGate`` before it is read, and is handled in a worker thread. Subclasses
+    say which media types they accept and how to respond.
     """
 
     def __init__(
@@ -110,7 +129,6 @@ class RawBodyRoute(APIRoute):
     ) -> None:
         super().__init__(path, endpoint, **kwargs)
         self.limits = limits
-        self._limiter: anyio.CapacityLimiter | None = None
         self.app = self._serve
 
     def accepts(self, media_type: bytes | None) -> bool:
@@ -133,35 +151,56 @@ class RawBodyRoute(APIRoute):
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            self._check_headers(scope)
-            body = await self._read_body(receive)
+            length = self._check_headers(scope)
         except Problem as problem:
-            request_state(scope)["problem_kinds"] = problem.kinds()
-            await _send(send, self.reply_to_problem(problem), close=True)
+            await self._refuse(scope, send, problem)
             return
-        except _Disconnected:
+        if length is not None and length <= self.limits.offload_bytes:
+            try:
+                body = await self._read_body(receive)
+            except Problem as problem:
+                await self._refuse(scope, send, problem)
+                return
+            except _Disconnected:
+                return
+            await _send(send, self.respond(body, scope))
             return
-        if len(body) > self.limits.offload_bytes:
-            if self._limiter is None:
-                self._limiter = anyio.CapacityLimiter(self.limits.compute_concurrency)
-            reply = await anyio.to_thread.run_sync(self.respond, body, scope, limiter=self._limiter)
-        else:
-            reply = self.respond(body, scope)
-        await _send(send, reply)
+        async with self.limits.gate.limiter:
+            try:
+                body = await self._read_body(receive)
+            except Problem as problem:
+                await self._refuse(scope, send, problem)
+                return
+            except _Disconnected:
+                return
+            if len(body) > self.limits.offload_bytes:
+                reply = await anyio.to_thread.run_sync(self.respond, body, scope)
+            else:
+                reply = self.respond(body, scope)
+            del body
+            await _send(send, reply)
 
-    def _check_headers(self, scope: Scope) -> None:
+    async def _refuse(self, scope: Scope, send: Send, problem: Problem) -> None:
+        request_state(scope)["problem_kinds"] = problem.kinds()
+        await _send(send, self.reply_to_problem(problem), close=True)
+
+    def _check_headers(self, scope: Scope) -> int | None:
+        """The declared body length (None: not declared), once the framing headers are acceptable."""
         media_type: bytes | None = None
+        length: int | None = None
         for name, value in scope["headers"]:
             if name == b"content-type":
                 media_type = _media_type(value)
             elif name == b"content-length":
-                if not value.isdigit():
+                if not (value.isdigit() and value.isascii()):
                     raise Problem(400, "the Content-Length header is not a number")
-                if int(value) > self.limits.max_body_bytes:
+                length = int(value)
+                if length > self.limits.max_body_bytes:
                     raise self._too_large()
         if not self.accepts(media_type):
             assert media_type is not None
             raise self.unsupported_media_type(media_type)
+        return length
 
     def _too_large(self) -> Problem:
         limit = self.limits.max_body_bytes

@@ -22,9 +22,9 @@ from typing import Any, Final, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from service.core.checks import check_distributions, check_finite, check_in_range, format_number, raise_if
+from service.core.checks import check_distributions, check_finite, check_in_range, raise_if
 from service.core.errors import InvalidInputError, Issue
-from service.core.options import DEFAULT_EPSILON, REDUCTIONS, Reduction, check_choice
+from service.core.options import DEFAULT_EPSILON, REDUCTIONS, Reduction, check_choice, check_epsilon
 from service.core.softmax import FloatArray
 
 __all__ = ["BASES", "Base", "DivergenceResult", "divergence"]
@@ -79,9 +79,7 @@ def divergence(
         2.4361
     """
     issues = check_choice("base", base, tuple(BASES)) + check_choice("reduction", reduction, REDUCTIONS)
-    if not 0.0 < epsilon < 0.5:
-        msg = f"epsilon = {format_number(epsilon)} is outside the open interval (0, 0.5)"
-        issues.append(Issue(("epsilon",), msg, "out_of_range"))
+    issues += check_epsilon(epsilon)
     for name, values in (("p", p), ("q", q)):
         if values.ndim == 0 or values.size == 0:
             msg = f"{name} has shape {values.shape}: a distribution (C,) or distributions (N, C) are needed"

@@ -161,9 +161,14 @@ def cross_entropy(
     # check_representable turns those into a clear error instead of a warning and an Infinity.
     with np.errstate(over="ignore"):
         result = _compute(problem, input_kind, reduction, label_smoothing, epsilon, frozenset(outputs))
-    # softmax lies in [0, 1] and log_softmax is finite once the input passed its checks; the losses and
-    # the gradient scale with the weights and may not fit.
-    finite_outputs = {"loss": result.loss, "losses": result.losses, "grad": result.grad}
+    # softmax lies in [0, 1]; the losses and the gradient scale with the weights and may not fit, and
+    # log_softmax is checked too, though the input's checks should keep it finite.
+    finite_outputs = {
+        "loss": result.loss,
+        "losses": result.losses,
+        "log_softmax": result.log_softmax,
+        "grad": result.grad,
+    }
     raise_if(check_representable(input_kind, dtype, finite_outputs))
     return result
 

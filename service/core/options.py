@@ -17,6 +17,7 @@ __all__ = [
     "ComputeDtype",
     "Reduction",
     "check_choice",
+    "check_epsilon",
     "check_options",
 ]
 
@@ -40,6 +41,21 @@ def check_choice(field: str, value: str, allowed: tuple[str, ...]) -> list[Issue
     return [Issue((field,), f"{field} = {value!r} is not one of {listed}", "enum")]
 
 
+def check_epsilon(epsilon: float, dtype: str = "float64") -> list[Issue]:
+    """A clip in (0, 0.5) that the compute dtype can hold: below its smallest normal number it would
+    round to 0 (float32: 1.2e-38), and log(0) is -inf."""
+    if not 0.0 < epsilon < 0.5:
+        msg = f"epsilon = {format_number(epsilon)} is outside the open interval (0, 0.5)"
+        return [Issue(("epsilon",), msg, "out_of_range")]
+    smallest = float(np.finfo(np.float32 if dtype == "float32" else np.float64).tiny)
+    if epsilon < smallest:
+        msg = (
+            f"epsilon = {format_number(epsilon)} is below the smallest normal {dtype} number ({smallest:.8g})"
+        )
+        return [Issue(("epsilon",), msg, "out_of_range")]
+    return []
+
+
 def check_options(
     *,
     reduction: str,
@@ -54,9 +70,7 @@ def check_options(
     if not 0.0 <= label_smoothing <= 1.0:
         msg = f"label_smoothing = {format_number(label_smoothing)} is outside [0, 1]"
         issues.append(Issue(("label_smoothing",), msg, "out_of_range"))
-    if not 0.0 < epsilon < 0.5:
-        msg = f"epsilon = {format_number(epsilon)} is outside the open interval (0, 0.5)"
-        issues.append(Issue(("epsilon",), msg, "out_of_range"))
+    issues += check_epsilon(epsilon, dtype)
     for position, name in enumerate(outputs):
         if name not in known_outputs:
             listed = ", ".join(repr(choice) for choice in known_outputs)

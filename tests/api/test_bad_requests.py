@@ -60,6 +60,7 @@ CROSS_ENTROPY: list[tuple[str, Any, list[Any] | None, str]] = [
     ("label-smoothing-nan", b'{"logits": [[1, 2]], "target": [0], "label_smoothing": NaN}', ["label_smoothing"], "finite number"),
     ("epsilon-zero", body(epsilon=0), ["epsilon"], "greater than 0"),
     ("epsilon-half", body(epsilon=0.5), ["epsilon"], "less than 0.5"),
+    ("epsilon-below-float32", {"probabilities": [[0, 1]], "target": [1], "dtype": "float32", "epsilon": 1e-46, "outputs": ["log_softmax"]}, ["epsilon"], "is below the smallest normal float32 number"),
     ("dtype-unknown", body(dtype="float16"), ["dtype"], "dtype: Input should be 'float64' or 'float32'"),
     ("outputs-unknown", body(outputs=["losses", "loss"]), ["outputs", 1], "outputs[1]: Input should be"),
     ("outputs-string", body(outputs="losses"), ["outputs"], "outputs: must be an array"),

@@ -101,3 +101,44 @@ async def test_invalid_content_length_gets_400(client: httpx.AsyncClient) -> Non
     request = client.build_request("POST", "/v1/cross-entropy", content=SEED)
     request.headers["content-length"] = "12abc"
     _assert_problem(await client.send(request), 400)
+
+
+async def test_large_requests_wait_for_one_process_wide_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import threading
+    import time
+
+    from service.api.routing import LeanJSONRoute
+    from service.main import create_app
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(compute_concurrency=1, offload_bytes=0))
+    lock = threading.Lock()
+    active = 0
+    most = 0
+    original = LeanJSONRoute.respond
+
+    def slow_respond(self: LeanJSONRoute, body: bytearray, scope: dict[str, object]) -> object:
+        nonlocal active, most
+        with lock:
+            active += 1
+            most = max(most, active)
+        time.sleep(0.05)
+        try:
+            return original(self, body, scope)
+        finally:
+            with lock:
+                active -= 1
+
+    monkeypatch.setattr(LeanJSONRoute, "respond", slow_respond)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service.test") as client:
+        requests = [
+            client.post("/v1/cross-entropy", content=SEED, headers={"content-type": "application/json"})
+            if i % 2
+            else client.post("/v1/softmax", json={"logits": [1.0, 2.0]})
+            for i in range(6)
+        ]
+        responses = await asyncio.gather(*requests)
+    assert [response.status_code for response in responses] == [200] * 6
+    assert most == 1  # one gate for every route, not one per route

@@ -58,7 +58,13 @@ Datatype = Literal["BOOL", "INT32", "INT64", "FP32", "FP64"]
 DATATYPES: Final[tuple[str, ...]] = get_args(Datatype)
 
 #: A parameter value: the protocol allows a boolean, a number or a string, nothing nested.
-ParameterValue = StrictBool | StrictInt | StrictFloat | StrictStr
+#: Integers that fit 64 bits and finite floats: anything larger could not become a number of the core's.
+ParameterValue = (
+    StrictBool
+    | Annotated[StrictInt, Field(ge=-(2**63), lt=2**63)]
+    | Annotated[StrictFloat, Field(allow_inf_nan=False)]
+    | StrictStr
+)
 Parameters = dict[str, ParameterValue]
 
 #: Documentation type for tensor contents: numbers or booleans, flat or nested, row-major.
@@ -79,7 +85,11 @@ class RequestInput(BaseModel):
     model_config = _STRICT
 
     name: str = Field(description="The input's name, e.g. `logits` or `target` (see the model's metadata).")
-    shape: list[int] = Field(description="Dimensions, each >= 0; `[]` is a scalar.", examples=[[2, 3]])
+    shape: list[Annotated[StrictInt, Field(ge=0, lt=2**63)]] = Field(
+        max_length=32,
+        description="Dimensions, each >= 0; `[]` is a scalar.",
+        examples=[[2, 3]],
+    )
     datatype: str = Field(
         description="Element type: FP32, FP64, INT32, INT64 or BOOL.",
         json_schema_extra={"enum": list(DATATYPES)},

@@ -13,6 +13,7 @@ limit, framing checks, large bodies computed in a worker thread) with the protoc
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Annotated, Any, Final
 
@@ -48,6 +49,8 @@ from service.api.v2.registry import MODELS, VERSIONS, ModelSpec, run
 from service.core import InvalidInputError
 
 __all__ = ["EXTENSIONS", "SERVER_NAME", "InferRoute", "v2_routes"]
+
+logger = logging.getLogger("service.v2")
 
 SERVER_NAME: Final = "xent-service"
 #: Triton's names for the protocol extensions spoken here.
@@ -137,6 +140,14 @@ class InferRoute(RawBodyRoute):
         except Problem as problem:
             state["problem_kinds"] = problem.kinds()
             return self.reply_to_problem(problem)
+        except (ValueError, TypeError, OverflowError) as error:
+            # A request odd in a way no check above foresaw: still the client's, so a 400 and not a
+            # 500, but logged with its traceback, since a check is missing somewhere.
+            logger.warning("unforeseen invalid /v2 request", exc_info=error)
+            state["problem_kinds"] = ["unforeseen"]
+            return self.reply_to_problem(
+                v2_problem(400, f"the request could not be read: {str(error)[:200]}")
+            )
         if request.inputs:
             first = request.inputs[0].array
             state["workload"] = (first.shape[0] if first.ndim >= 2 else 1), int(first.size)
