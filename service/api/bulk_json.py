@@ -20,6 +20,7 @@ and the caller parses the body the ordinary way, which also finds the exact posi
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection
 from typing import Any, Final
@@ -130,9 +131,9 @@ def _parse_numeric_array(
     """The array ``body[start:end]`` (``[`` ... ``]``), parsed in groups of its top-level elements.
 
     The elements are cut into groups of about ``chunk_bytes`` at the separators between them
-    (``],[`` for a 2-D array, ``]],[[`` for 3-D, ``,`` for 1-D); each group, wrapped in brackets, is
-    a JSON array that orjson parses and NumPy makes rectangular. A cut anywhere else leaves a group
-    that is not valid JSON, and the whole array is declined.
+    (``],`` for a 2-D array, ``]],`` for 3-D, ``,`` for 1-D, with any whitespace); each group,
+    wrapped in brackets, is a JSON array that orjson parses and NumPy makes rectangular. A cut
+    anywhere else leaves a group that is not valid JSON, and the whole array is declined.
     """
     if body[end - 1] != ord("]"):
         return None
@@ -143,24 +144,35 @@ def _parse_numeric_array(
         position = _skip_whitespace(body, position + 1)
     if ndim > max_dims:
         return None
-    separator = b"]" * (ndim - 1) + b"," + b"[" * (ndim - 1)
+    separator = _separator(ndim)
     inner_start, inner_end = start + 1, end - 1
     pieces: list[NDArray[Any]] = []
     position = inner_start
     while position < inner_end:
-        cut = -1
+        found = None
         if inner_end - position > chunk_bytes:
-            cut = body.find(separator, position + chunk_bytes, inner_end)
-        stop = inner_end if cut == -1 else cut + ndim - 1  # the group keeps its closing brackets
+            found = separator.search(body, position + chunk_bytes, inner_end)
+        # The group keeps its closing brackets; the next one starts after the comma.
+        stop, following = (inner_end, inner_end) if found is None else (found.end(1), found.end())
         piece = bytes(body[position:stop])
         array = _parse_group(piece)
         if array is None or array.ndim != ndim or (pieces and array.shape[1:] != pieces[0].shape[1:]):
             return None
         pieces.append(array)
-        position = stop + 1  # past the comma
+        position = following if found is not None else inner_end
     if not pieces or 0 in pieces[0].shape:
         return None
     return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+
+
+@functools.cache
+def _separator(ndim: int) -> re.Pattern[bytes]:
+    """Between two top-level elements of an ndim array: ndim - 1 closing brackets, a comma, the
+    whitespace JSON allows (``], [`` as json.dumps writes it, or across lines); group 1 ends at the
+    last closing bracket. For 1-D arrays, any comma."""
+    if ndim <= 1:
+        return re.compile(rb"()\s*,\s*")
+    return re.compile(rb"(\](?:\s*\]){%d})\s*,\s*" % (ndim - 2))
 
 
 def _parse_group(piece: bytes) -> NDArray[Any] | None:

@@ -100,6 +100,29 @@ def test_a_large_array_is_decoded_with_default_settings() -> None:
     assert got["target"] == list(range(300))  # small: left to the envelope's parser
 
 
+@pytest.mark.parametrize("indent", [None, 0, 2])
+def test_whitespace_between_rows_still_cuts_the_array_into_groups(
+    indent: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.api import bulk_json
+
+    groups: list[bytes] = []
+    parse_group = bulk_json._parse_group
+
+    def counting(piece: bytes) -> Any:
+        groups.append(piece)
+        return parse_group(piece)
+
+    monkeypatch.setattr(bulk_json, "_parse_group", counting)
+    logits = np.random.default_rng(1).normal(size=(50, 3, 2)).tolist()
+    body = json.dumps({"logits": logits, "target": [[0, 1, 0]] * 50}, indent=indent).encode()
+    got = decode_bulk(body, FIELDS, min_span_bytes=1, chunk_bytes=200)
+    assert got is not None
+    _assert_same(got, _reference(body))
+    logits_groups = [piece for piece in groups if b"." in piece]
+    assert len(logits_groups) > 10  # cut at "], [" and across lines, not parsed as one piece
+
+
 DECLINED = [
     b'{"logits": [[1, 2], [3]], "target": [0, 1]}',  # ragged
     b'{"logits": [[1, 2], 3], "target": [0, 1]}',  # mixed depth
