@@ -151,7 +151,11 @@ def _log_access(scope: Scope, route: str, status: int, seconds: float, samples: 
 
 
 class BearerAuth:
-    """``Authorization: Bearer <key>``, compared in constant time against every configured key."""
+    """``Authorization: Bearer <key>``, compared in constant time against every configured key.
+
+    CORS preflights carry no credentials; CORSMiddleware, outside this layer, answers them itself
+    when CORS is configured. Without CORS an OPTIONS request is like any other and needs a key.
+    """
 
     def __init__(self, app: ASGIApp, *, keys: Iterable[str], public_prefixes: Iterable[str]) -> None:
         self.app = app
@@ -176,9 +180,6 @@ class BearerAuth:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.digests or scope["path"].startswith(self.public_prefixes):
             await self.app(scope, receive, send)
-            return
-        if scope["method"] == "OPTIONS" and any(name == b"origin" for name, _ in scope["headers"]):
-            await self.app(scope, receive, send)  # a CORS preflight carries no credentials
             return
         authorized, presented = self._authorized(scope)
         if authorized:

@@ -85,6 +85,15 @@ async def test_cors_is_off_by_default(client: httpx.AsyncClient) -> None:
     assert "access-control-allow-origin" not in preflight.headers
 
 
+async def test_without_cors_a_preflight_needs_a_key_like_any_request(locked: httpx.AsyncClient) -> None:
+    preflight = await locked.options(
+        "/v1/cross-entropy",
+        headers={"origin": "https://app.example", "access-control-request-method": "POST"},
+    )
+    assert preflight.status_code == 401
+    assert "access-control-allow-origin" not in preflight.headers
+
+
 async def test_cors_allows_the_configured_origins_even_with_keys() -> None:
     async for client in _client(api_keys="k", cors_origins="https://app.example"):
         preflight = await client.options(
