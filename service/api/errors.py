@@ -174,14 +174,20 @@ def problem_from_validation_error(error: ValidationError | RequestValidationErro
     return Problem(422, _summary(issues), errors=issues)
 
 
+def _shorten(path: str, limit: int = 100) -> str:
+    """A path as echoed in an error: a client's 8 KB path is not worth echoing in full."""
+    return path if len(path) <= limit else path[:limit] + "..."
+
+
 async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    path = _shorten(request.url.path)
     if status == 404:
-        detail = f"no such resource: {request.url.path}"
+        detail = f"no such resource: {path}"
     elif status == 405:
         allowed = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow", "")
-        detail = f"{request.method} is not allowed on {request.url.path}"
+        detail = f"{request.method} is not allowed on {path}"
         if allowed:
             detail += f"; allowed: {allowed}"
     else:

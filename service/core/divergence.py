@@ -81,7 +81,7 @@ def divergence(
     issues = check_choice("base", base, tuple(BASES)) + check_choice("reduction", reduction, REDUCTIONS)
     issues += check_epsilon(epsilon)
     for name, values in (("p", p), ("q", q)):
-        if values.ndim == 0 or values.size == 0:
+        if values.ndim not in (1, 2) or values.size == 0:
             msg = f"{name} has shape {values.shape}: a distribution (C,) or distributions (N, C) are needed"
             issues.append(Issue((name,), msg, "shape"))
     raise_if(issues)

@@ -98,6 +98,7 @@ def softmax_row_blocks(
 
 
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 _pool_lock = threading.Lock()
 _threads = 1
 
@@ -115,10 +116,12 @@ def get_threads() -> int:
 
 
 def _shared_pool(threads: int) -> ThreadPoolExecutor:
-    global _pool
+    """A pool with at least ``threads`` workers, grown (never shrunk) when more are asked for."""
+    global _pool, _pool_size
     with _pool_lock:
-        if _pool is None or _pool._max_workers < threads:
+        if _pool is None or _pool_size < threads:
             _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="xent-core")
+            _pool_size = threads
         return _pool
 
 

@@ -122,7 +122,7 @@ def tempered_softmax(
     raise_if(check_finite("logits", wide))
     x, cast_issues = cast_to_dtype("logits", wide, dtype)
     raise_if(cast_issues)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # inf - inf is nan: both caught below
         scaled = x / x.dtype.type(temperature)
         spread = np.max(scaled, axis=axis) - np.min(scaled, axis=axis)
     if not np.all(np.isfinite(spread)):

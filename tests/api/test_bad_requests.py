@@ -118,6 +118,7 @@ SOFTMAX: list[tuple[str, Any, list[Any] | None, str]] = [
     ("temperature-negative", {"logits": [1, 2], "temperature": -1}, ["temperature"], "greater than 0"),
     ("temperature-infinite", b'{"logits": [1, 2], "temperature": Infinity}', ["temperature"], "finite number"),
     ("temperature-overflow", {"logits": [1e300, -1e300], "temperature": 1e-10}, ["temperature"], "logits / temperature overflows float64"),
+    ("temperature-overflow-same-sign", {"logits": [1e300, 1e300], "temperature": 1e-10}, ["temperature"], "logits / temperature overflows float64"),
     ("dim-out-of-range", {"logits": [[1, 2]], "dim": 2}, ["dim"], "dim = 2 is out of range for logits with 2 dimension(s) (valid: -2 to 1)"),
     ("dim-negative-out-of-range", {"logits": [1, 2], "dim": -2}, ["dim"], "dim = -2 is out of range"),
     ("dim-float", {"logits": [1, 2], "dim": 0.0}, ["dim"], "dim: must be an integer"),
@@ -142,6 +143,7 @@ DIVERGENCE: list[tuple[str, Any, list[Any] | None, str]] = [
     ("p-missing", {"q": Q}, ["p"], "p: field required"),
     ("p-nan", b'{"p": [0.5, NaN], "q": [0.5, 0.5]}', ["p", 1], "p[1] = NaN is not a finite number"),
     ("scalar", {"p": 1.0, "q": 1.0}, ["p"], "a distribution (C,) or distributions (N, C) are needed"),
+    ("three-dimensions", {"p": [P], "q": [P]}, ["p"], "p has shape (1, 2, 3): a distribution (C,) or distributions (N, C) are needed"),
     ("epsilon-negative", {"p": P, "q": Q, "epsilon": -1e-3}, ["epsilon"], "greater than 0"),
     ("reduction-unknown", {"p": P, "q": Q, "reduction": "batchmean"}, ["reduction"], "Input should be 'mean', 'sum' or 'none'"),
 ]

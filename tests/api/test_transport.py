@@ -90,6 +90,14 @@ async def test_unknown_route_gets_404(client: httpx.AsyncClient) -> None:
     assert "/v1/nope" in str(body["detail"])
 
 
+async def test_a_long_unknown_path_is_not_echoed_in_full(client: httpx.AsyncClient) -> None:
+    path = "/v1/" + "x" * 5000
+    body = _assert_problem(await client.get(path), 404)
+    assert str(body["detail"]).startswith("no such resource: /v1/xxx")
+    assert str(body["detail"]).endswith("...")
+    assert len(str(body["detail"])) < 200
+
+
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
 async def test_wrong_method_gets_405(client: httpx.AsyncClient, method: str) -> None:
     response = await client.request(method, "/v1/cross-entropy")
