@@ -57,8 +57,9 @@ class Summary:
     latency_p50_ms: float = 0.0
     latency_p99_ms: float = 0.0
     requests_per_second: float = 0.0
-    rss_after_warmup_mb: float | None = None  # the floor of the first quarter after warm-up
-    rss_end_mb: float | None = None  # the floor of the last quarter
+    rss_after_warmup_mb: float | None = None  # idle, once the warm-up's requests have all finished
+    rss_peak_mb: float | None = None  # the largest reading under load
+    rss_end_mb: float | None = None  # idle, once the run's requests have all finished
     rss_growth_percent: float | None = None
     first_problems: list[str] = field(default_factory=list)
 
@@ -211,8 +212,6 @@ async def run(
     pool = [make_request(rng) for _ in range(600)]
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     started = time.perf_counter()
-    deadline = started + duration
-    warm_at = started + warmup
     picker = random.Random(seed)
 
     def problem(text: str) -> None:
@@ -221,7 +220,7 @@ async def run(
 
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
 
-        async def worker(index: int) -> None:
+        async def worker(deadline: float) -> None:
             count = 0
             while time.perf_counter() < deadline:
                 request = pool[picker.randrange(len(pool))]
@@ -252,22 +251,29 @@ async def run(
                         summary.wrong_answers += 1
                         problem(f"{request.kind}: wrong answer")
 
-        async def sample_memory() -> None:
-            if pid is None:
-                return
-            await asyncio.sleep(max(0.0, warm_at - time.perf_counter()))
-            while time.perf_counter() < deadline:
+        async def sample_memory(deadline: float) -> None:
+            while pid is not None and time.perf_counter() < deadline:
                 readings.append((time.perf_counter(), server_rss_mb(pid)))
                 await asyncio.sleep(0.25)
 
-        await asyncio.gather(sample_memory(), *(worker(i) for i in range(connections)))
+        async def idle_memory() -> float | None:
+            # Readings under load jump with every large batch in flight; a leak shows as a larger
+            # process once nothing is in flight. Wait for the server to finish and to give back
+            # what it keeps no longer (a second after its last large request: service/memory.py).
+            await asyncio.sleep(2.5)
+            return None if pid is None else server_rss_mb(pid)
+
+        # Warm-up (every kind of request, caches filled), a pause, the measured run, a pause.
+        warm_until = time.perf_counter() + warmup
+        await asyncio.gather(*(worker(warm_until) for _ in range(connections)))
+        summary.rss_after_warmup_mb = await idle_memory()
+        deadline = started + max(duration, warmup + 1.0)
+        await asyncio.gather(sample_memory(deadline), *(worker(deadline) for _ in range(connections)))
+        summary.rss_end_mb = await idle_memory()
     summary.duration_s = time.perf_counter() - started
-    if len(readings) >= 8:
-        # A leak raises the floor that memory returns to between large requests: compare the floors
-        # of the first and the last quarter of the run (single readings jump with each large batch).
-        quarter = len(readings) // 4
-        summary.rss_after_warmup_mb = min(mb for _, mb in readings[:quarter])
-        summary.rss_end_mb = min(mb for _, mb in readings[-quarter:])
+    if readings:
+        summary.rss_peak_mb = max(mb for _, mb in readings)
+    if summary.rss_after_warmup_mb and summary.rss_end_mb:
         summary.rss_growth_percent = 100 * (summary.rss_end_mb / summary.rss_after_warmup_mb - 1)
     if latencies:
         summary.latency_p50_ms = 1000 * float(np.percentile(latencies, 50))
@@ -281,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds before the first RSS reading")
+    parser.add_argument("--warmup", type=float, default=5.0, help="warm-up seconds before RSS is read")
     parser.add_argument("--pid", type=int, help="the server's process id, to read its memory")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--check-every", type=int, default=5, help="recompute every Nth valid answer")

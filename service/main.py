@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,6 +22,7 @@ from service.api.routing import ComputeGate, RawBodyRoute, TransportLimits
 from service.api.v2 import v2_routes
 from service.core import set_threads
 from service.lifecycle import PROCESS_LIFECYCLE, Lifecycle
+from service.memory import release_free_memory, tune_allocator
 from service.settings import Settings
 
 __all__ = ["VERSION", "ServiceApp", "app_from_environment", "create_app"]
@@ -86,8 +87,18 @@ async def call_lean_route(scope: Scope, receive: Receive, send: Send) -> None:
     await route.app(scope, receive, send)
 
 
-def create_app(settings: Settings, *, lifecycle: Lifecycle | None = None) -> ServiceApp:
-    """Build the service from explicit settings (tests pass their own; nothing is read here)."""
+def create_app(
+    settings: Settings,
+    *,
+    lifecycle: Lifecycle | None = None,
+    release_memory: Callable[[], object] | None = None,
+) -> ServiceApp:
+    """Build the service from explicit settings (tests pass their own; nothing is read here).
+
+    ``lifecycle``: the process's draining state (default: a fresh one). ``release_memory``: called
+    when large requests have stopped for a moment (see ``ComputeGate``); the serving process passes
+    ``service.memory.release_free_memory``.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -124,7 +135,7 @@ def create_app(settings: Settings, *, lifecycle: Lifecycle | None = None) -> Ser
         max_body_bytes=settings.max_body_bytes,
         arrays=ArrayLimits(max_elements=settings.max_elements, max_dims=settings.max_dims),
         offload_bytes=settings.offload_bytes,
-        gate=ComputeGate(settings.compute_concurrency),
+        gate=ComputeGate(settings.compute_concurrency, release_memory=release_memory),
     )
     lean = v1_routes(limits)
     app.router.routes.extend(lean)
@@ -163,5 +174,11 @@ def create_app(settings: Settings, *, lifecycle: Lifecycle | None = None) -> Ser
 
 
 def app_from_environment() -> ServiceApp:
-    """Factory for ``uvicorn --factory`` and worker processes: settings from ``XENT_*`` now."""
-    return create_app(Settings(), lifecycle=PROCESS_LIFECYCLE)
+    """Factory for ``uvicorn --factory`` and worker processes: settings from ``XENT_*`` now.
+
+    This is the serving process, so it also tunes the process-wide allocator and gives memory back
+    when idle (``service.memory``).
+    """
+    tuned = tune_allocator()
+    release = release_free_memory if tuned else None
+    return create_app(Settings(), lifecycle=PROCESS_LIFECYCLE, release_memory=release)

@@ -18,11 +18,13 @@ adds the JSON endpoints' body -> model -> endpoint -> JSON. Other protocols subc
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import anyio.to_thread
@@ -52,14 +54,32 @@ _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 BULK_MIN_BODY_BYTES = 256 * 1024
 
 
+#: How long the last large request must have left before memory is given back (see ComputeGate).
+RELEASE_AFTER_IDLE_SECONDS: Final = 1.0
+
+
 class ComputeGate:
     """How many large requests one process handles at once, over every route: one is admitted before
     its body is read, and leaves once its answer is sent, so that at most that many large bodies,
-    their arrays and their answers are in memory together. The others wait their turn."""
+    their arrays and their answers are in memory together. The others wait their turn.
 
-    def __init__(self, concurrency: int) -> None:
+    With ``release_memory`` (``service.memory.release_free_memory`` in the serving process), once no
+    large request has been in flight for ``idle_seconds``, it is called in a worker thread, so that
+    an idle process gives back what its last batches used. Back-to-back batches do not pay for it.
+    """
+
+    def __init__(
+        self,
+        concurrency: int,
+        *,
+        release_memory: Callable[[], object] | None = None,
+        idle_seconds: float = RELEASE_AFTER_IDLE_SECONDS,
+    ) -> None:
         self.concurrency = concurrency
+        self.release_memory = release_memory
+        self.idle_seconds = idle_seconds
         self._limiter: anyio.CapacityLimiter | None = None
+        self._release_timer: asyncio.TimerHandle | None = None
 
     @property
     def limiter(self) -> anyio.CapacityLimiter:
@@ -67,6 +87,27 @@ class ComputeGate:
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self.concurrency)
         return self._limiter
+
+    @asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        """Wait for a turn, hold it for the block."""
+        try:
+            async with self.limiter:
+                if self._release_timer is not None:
+                    self._release_timer.cancel()
+                    self._release_timer = None
+                yield
+        finally:
+            if self.release_memory is not None and self.limiter.borrowed_tokens == 0:
+                loop = asyncio.get_running_loop()
+                if self._release_timer is not None:
+                    self._release_timer.cancel()
+                self._release_timer = loop.call_later(self.idle_seconds, self._release_if_idle, loop)
+
+    def _release_if_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._release_timer = None
+        if self.release_memory is not None and self.limiter.borrowed_tokens == 0:
+            loop.run_in_executor(None, self.release_memory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +206,7 @@ class RawBodyRoute(APIRoute):
                 return
             await _send(send, self.respond(body, scope))
             return
-        async with self.limits.gate.limiter:
+        async with self.limits.gate.admit():
             try:
                 body = await self._read_body(receive)
             except Problem as problem:
