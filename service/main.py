@@ -135,6 +135,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         arrays=ArrayLimits(max_elements=settings.max_elements, max_dims=settings.max_dims),
         offload_bytes=settings.offload_bytes,
+        body_timeout=settings.body_timeout,
         gate=ComputeGate(settings.compute_concurrency, release_memory=release_memory),
     )
     lean = v1_routes(limits)

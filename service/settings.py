@@ -59,6 +59,15 @@ class Settings(BaseSettings):
             "loop keeps serving other requests; smaller ones are cheaper inline (XENT_OFFLOAD_BYTES)."
         ),
     )
+    body_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "Seconds a client has to send a request's whole body once its headers have arrived; "
+            "later gets 408 and the connection is closed, so that a slow or stalled upload cannot "
+            "hold a large request's turn (XENT_BODY_TIMEOUT)."
+        ),
+    )
     shutdown_timeout: float = Field(
         default=30.0,
         gt=0,

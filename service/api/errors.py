@@ -43,6 +43,7 @@ PROBLEM_TYPES: dict[int, str] = {
     401: "/problems/unauthorized",
     404: "/problems/not-found",
     405: "/problems/method-not-allowed",
+    408: "/problems/request-timeout",
     413: "/problems/content-too-large",
     415: "/problems/unsupported-media-type",
     422: "/problems/invalid-input",

@@ -118,6 +118,9 @@ class TransportLimits:
     arrays: ArrayLimits
     offload_bytes: int
     gate: ComputeGate
+    #: Seconds from the headers to the body's last byte; slower gets 408 (a slow upload would
+    #: otherwise hold its turn at the gate for as long as it likes).
+    body_timeout: float = 60.0
 
 
 class _Disconnected(Exception):
@@ -250,6 +253,16 @@ class RawBodyRoute(APIRoute):
         )
 
     async def _read_body(self, receive: Receive) -> bytearray:
+        """The whole body, within ``max_body_bytes`` and ``body_timeout``."""
+        timeout = self.limits.body_timeout
+        with anyio.move_on_after(timeout):
+            return await self._receive_body(receive)
+        raise Problem(
+            408,
+            f"the request body did not arrive within {timeout:g} seconds (XENT_BODY_TIMEOUT)",
+        )
+
+    async def _receive_body(self, receive: Receive) -> bytearray:
         body = bytearray()
         limit = self.limits.max_body_bytes
         while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -89,6 +90,42 @@ def test_shutdown_timeout_bounds_the_wait(tmp_path: Path) -> None:
     assert time.monotonic() - started < 15
     sender.join(timeout=30)
     assert outcome
+
+
+def test_a_stalled_upload_gets_408_and_gives_up_its_turn(tmp_path: Path) -> None:
+    # One large request at a time: a client that stops sending its body must not keep the others out.
+    server = start_server(tmp_path, env={"XENT_BODY_TIMEOUT": "1", "XENT_COMPUTE_CONCURRENCY": "1"})
+    try:
+        large = _large_body(256, 100, outputs=["losses"])
+        assert len(large) > 64 * 1024  # past XENT_OFFLOAD_BYTES: it needs a turn at the gate
+        port = int(server.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as stalled:
+            stalled.sendall(
+                b"POST /v1/cross-entropy HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(large)}\r\n\r\n".encode()
+                + large[:1000]
+            )
+            time.sleep(0.2)  # the stalled request holds the only turn now
+            started = time.monotonic()
+            behind = httpx.post(f"{server.url}/v1/cross-entropy", content=large, timeout=30)
+            waited = time.monotonic() - started
+            assert behind.status_code == 200, behind.text
+            assert len(behind.json()["losses"]) == 256
+            assert waited < 10  # the turn came back when the stalled body ran out of time
+
+            answer = b""
+            while chunk := stalled.recv(65536):  # the server answers, then closes
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408 "), head
+        assert b"connection: close" in head.lower()
+        assert b"content-type: application/problem+json" in head.lower()
+        problem = orjson.loads(body)
+        assert problem["status"] == 408
+        assert "XENT_BODY_TIMEOUT" in problem["detail"]
+        assert problem["type"] == "/problems/request-timeout"
+    finally:
+        assert stop_server(server) == 0, server.output()
 
 
 def _metric(text: str, pattern: str) -> float:

@@ -6,9 +6,10 @@ limit, framing checks, large bodies computed in a worker thread) with the protoc
 * a body without Content-Type (tritonclient sends none), ``application/octet-stream`` or JSON;
 * every error is problem+json with the protocol's ``"error"`` member beside ``detail``, so that
   clients that read only ``error`` (tritonclient does) get the message. Statuses: 400 for anything
-  wrong with the request, 404 for an unknown model, version or path, 405 for a wrong method, and 413
-  for a body over ``XENT_MAX_BODY_BYTES``. (Triton answers 400 for an unknown model; 404 is what the
-  resource is, KServe's choice, and tritonclient treats both as errors.)
+  wrong with the request, 404 for an unknown model, version or path, 405 for a wrong method, 408
+  for a body slower than ``XENT_BODY_TIMEOUT`` and 413 for a body over ``XENT_MAX_BODY_BYTES``.
+  (Triton answers 400 for an unknown model; 404 is what the resource is, KServe's choice, and
+  tritonclient treats both as errors.)
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ class InferRoute(RawBodyRoute):
         )
 
     def reply_to_problem(self, problem: Problem) -> Reply:
-        status = problem.status if problem.status in {404, 405, 413} else 400
+        status = problem.status if problem.status in {404, 405, 408, 413} else 400
         return Reply.problem(
             Problem(
                 status,
@@ -208,6 +209,7 @@ _OTHER_ERRORS: Final = {
 _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     400: {"description": "Anything wrong with the request; `error` says what.", "model": ProblemDetail},
     404: {"description": "No such model or version.", "model": ProblemDetail},
+    408: {"description": "The body did not arrive within XENT_BODY_TIMEOUT seconds.", "model": ProblemDetail},
     413: {"description": "The body is larger than XENT_MAX_BODY_BYTES.", "model": ProblemDetail},
     "4XX": _OTHER_ERRORS,
 }
