@@ -18,7 +18,7 @@ from service.api.metrics import ServiceMetrics
 from service.api.middleware import BearerAuth, RequestObserver
 from service.api.openapi import build_openapi
 from service.api.routes import health, operations, v1_routes
-from service.api.routing import ComputeGate, RawBodyRoute, TransportLimits
+from service.api.routing import BodyDeadlines, ComputeGate, RawBodyRoute, TransportLimits
 from service.api.v2 import v2_routes
 from service.core import set_threads
 from service.lifecycle import PROCESS_LIFECYCLE, Lifecycle
@@ -135,7 +135,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         arrays=ArrayLimits(max_elements=settings.max_elements, max_dims=settings.max_dims),
         offload_bytes=settings.offload_bytes,
-        body_timeout=settings.body_timeout,
+        deadlines=BodyDeadlines(settings.body_timeout),
         gate=ComputeGate(settings.compute_concurrency, release_memory=release_memory),
     )
     lean = v1_routes(limits)

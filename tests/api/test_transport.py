@@ -176,3 +176,37 @@ async def test_a_body_slower_than_the_timeout_gets_408() -> None:
         assert response.headers["connection"] == "close"
         # A body that does arrive in time is answered as usual.
         assert (await client.post("/v1/cross-entropy", content=SEED)).status_code == 200
+
+
+async def test_body_deadlines_cut_off_only_late_reads() -> None:
+    import asyncio
+
+    from service.api.errors import Problem
+    from service.api.routing import BodyDeadlines
+
+    deadlines = BodyDeadlines(0.2)
+
+    async def arrives_after(seconds: float) -> bytearray:
+        await asyncio.sleep(seconds)
+        return bytearray(b"body")
+
+    # In time, and many at once: each read gets its answer.
+    answers = await asyncio.gather(*(deadlines.run(arrives_after(0.01 * i)) for i in range(10)))
+    assert answers == [bytearray(b"body")] * 10
+    # Late: 408, between the timeout and the timeout plus the checking period.
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(Problem) as raised:
+        await deadlines.run(arrives_after(5))
+    waited = asyncio.get_running_loop().time() - started
+    assert raised.value.status == 408
+    assert 0.2 <= waited <= 0.2 + deadlines.period + 0.2
+    # A read cancelled for another reason stays cancelled: that is not a timeout.
+    reader = asyncio.ensure_future(deadlines.run(arrives_after(5)))
+    await asyncio.sleep(0.01)
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    # Nothing is left behind: no reads tracked, and the timer stops once none are in progress.
+    await asyncio.sleep(deadlines.period * 2)
+    assert not deadlines._reads and not deadlines._expired
+    assert deadlines._timer is None
