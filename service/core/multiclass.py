@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Final, Literal, get_args
 
@@ -149,9 +149,11 @@ def cross_entropy(
         (0.9185, [1.7413, 0.0957])
     """
     _check_options(input_kind, ignore_index, reduction, label_smoothing, epsilon, dtype, outputs)
-    if input_kind == "logits" and dtype == "float64" and scores.size <= SMALL_INPUT_LIMIT:
+    if input_kind == "logits" and scores.size <= SMALL_INPUT_LIMIT:
         try:
-            small = _small_logits(scores, target, weight, ignore_index, reduction, label_smoothing, outputs)
+            small = _small_logits(
+                scores, target, weight, ignore_index, reduction, label_smoothing, outputs, dtype
+            )
         except OverflowError:  # the general path reports what overflowed
             small = None
         if small is not None:
@@ -608,7 +610,8 @@ def _from_logits(
         losses = (1 - s) * plan.target_weight * (lse - picked)
         if smoothing:
             assert dots is not None
-            losses += (s / classes) * plan.keep * (plan.class_weight_total * lse - dots)
+            # np.where, not a product with keep: an ignored row's term may overflow (inf * 0 is NaN).
+            losses += (s / classes) * np.where(plan.keep, plan.class_weight_total * lse - dots, 0)
         target_probability = None
         if "target_probability" in outputs:
             target_probability = np.where(plan.keep, np.exp(picked - lse), np.nan)
@@ -646,7 +649,7 @@ def _from_distribution(
         if s > 0:
             weight = plan.class_weight
             smooth = log_q @ weight if weight is not None else np.add.reduce(log_q, axis=1)
-            losses -= (s / classes) * plan.keep * smooth
+            losses -= (s / classes) * np.where(plan.keep, smooth, 0)  # an ignored row's may overflow
         losses = np.where(plan.keep, losses, dtype(0))
         a = np.zeros(x.shape, dtype)
         if s > 0:
@@ -721,6 +724,15 @@ class _SmallRow:
     prediction: int
 
 
+#: float32's small path takes logits and class weights up to these magnitudes: then none of the
+#: general path's float32 intermediates (a row's dot product, a batch's sum) can overflow where
+#: double does not, and both paths accept the same inputs. The rest goes the general way.
+_FLOAT32_SMALL_LOGIT_BOUND: Final = 1e30
+_FLOAT32_SMALL_WEIGHT_BOUND: Final = 1e6
+#: Doubles from this magnitude on round to float32 infinity (2**128 less half an ulp).
+_FLOAT32_OVERFLOW: Final = 3.4028235677973366e38
+
+
 def _small_logits(
     scores: NDArray[Any],
     target: NDArray[Any],
@@ -729,17 +741,36 @@ def _small_logits(
     reduction: Reduction,
     label_smoothing: float,
     outputs: Collection[str],
+    dtype: ComputeDtype,
 ) -> CrossEntropyResult | None:
-    """The same formulas in Python floats for a handful of float64 logits with index targets.
+    """The same formulas in Python floats for a handful of logits with index targets.
 
     It only answers inputs the general path would accept: anything it does not handle, or any value
     that would be refused, returns ``None`` and the general path runs, with its error messages.
     (``math.fsum`` raises OverflowError on huge losses; the caller treats that as ``None`` too.)
+
+    For float32 the inputs (logits, weights, label smoothing) are first rounded to float32 as the
+    general path rounds them; the arithmetic is then done in double and each result rounded to float32
+    once, which is at least as close to the exact value as float32 arithmetic gets. Logits beyond
+    +-1e30 and class weights beyond 1e6 are left to the general path.
     """
     if scores.ndim not in (1, 2) or scores.size == 0 or target.ndim != scores.ndim - 1:
         return None
     if target.dtype.kind not in "iu" or target.shape != scores.shape[:-1]:
         return None
+    narrow = dtype == "float32"
+    fits: Callable[[float], bool]  # whether a result is finite in the dtype
+    if narrow:
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores = scores.astype(np.float32)
+            weight = None if weight is None else weight.astype(np.float32)
+        logit_bound, weight_bound, fits = (
+            _FLOAT32_SMALL_LOGIT_BOUND,
+            _FLOAT32_SMALL_WEIGHT_BOUND,
+            _fits_float32,
+        )
+    else:
+        logit_bound, weight_bound, fits = math.inf, math.inf, math.isfinite
     batch = scores.tolist() if scores.ndim == 2 else [scores.tolist()]
     targets = target.tolist() if target.ndim == 1 else [target.item()]
     classes = len(batch[0])
@@ -748,18 +779,18 @@ def _small_logits(
         if weight.ndim != 1 or weight.shape[0] != classes:
             return None
         weights = [float(value) for value in weight.tolist()]
-        if not all(math.isfinite(value) and value >= 0 for value in weights):
+        if not all(math.isfinite(value) and 0 <= value <= weight_bound for value in weights):
             return None
     ignored = DEFAULT_IGNORE_INDEX if ignore_index is None else ignore_index
-    s = float(label_smoothing)
+    s = float(np.float32(label_smoothing)) if narrow else float(label_smoothing)
     class_weight_total = math.fsum(weights) if weights is not None else float(classes)
     wanted = frozenset(outputs)
 
     rows: list[_SmallRow] = []
     for row, t in zip(batch, targets, strict=True):
         highest, lowest = max(row), min(row)
-        if not (math.isfinite(highest) and math.isfinite(lowest) and math.isfinite(highest - lowest)):
-            return None
+        if not (-logit_bound <= lowest and highest <= logit_bound and fits(highest - lowest)):
+            return None  # NaN fails the comparisons too
         keep = t != ignored
         if keep and not 0 <= t < classes:
             return None
@@ -789,16 +820,17 @@ def _small_logits(
         losses.append(loss if r.keep else 0.0)
     denominator = math.fsum(r.target_weight for r in rows)
     undefined = reduction == "mean" and not denominator > 0
-    loss_value: np.floating[Any] | None = None
+    float_type = np.float32 if narrow else np.float64
+    loss_value: float | None = None
     if reduction == "sum":
-        loss_value = np.float64(math.fsum(losses))
+        loss_value = math.fsum(losses)
     elif reduction == "mean" and not undefined:
-        loss_value = np.float64(math.fsum(losses) / denominator)
-    if not all(map(math.isfinite, losses)) or (loss_value is not None and not math.isfinite(loss_value)):
+        loss_value = math.fsum(losses) / denominator
+    if not all(map(fits, losses)) or (loss_value is not None and not fits(loss_value)):
         return None  # the general path says what overflowed
 
-    def shaped(values: list[Any], dtype: Any = np.float64) -> NDArray[Any]:
-        array = np.array(values, dtype=dtype)
+    def shaped(values: list[Any], array_type: Any = float_type) -> NDArray[Any]:
+        array = np.array(values, dtype=array_type)
         return array.reshape(scores.shape if array.ndim == 2 else scores.shape[:-1])
 
     grad = None
@@ -813,12 +845,12 @@ def _small_logits(
                     gradient[c] -= s / classes * (weights[c] if weights is not None else 1.0)
             gradient[r.target] -= (1 - s) * r.target_weight
             grad_rows.append([0.0] * classes if undefined else [value / divisor for value in gradient])
-        if not all(math.isfinite(value) for gradient in grad_rows for value in gradient):
+        if not all(fits(value) for gradient in grad_rows for value in gradient):
             return None
         grad = shaped(grad_rows)
 
     return CrossEntropyResult(
-        loss=loss_value,
+        loss=None if loss_value is None else float_type(loss_value),
         count=sum(r.keep for r in rows),
         losses=shaped(losses) if "losses" in wanted else None,
         softmax=shaped([r.probabilities for r in rows]) if "softmax" in wanted else None,
@@ -835,3 +867,8 @@ def _small_logits(
             else None
         ),
     )
+
+
+def _fits_float32(value: float) -> bool:
+    """Whether a double rounds to a finite float32."""
+    return -_FLOAT32_OVERFLOW < value < _FLOAT32_OVERFLOW

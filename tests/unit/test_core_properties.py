@@ -218,3 +218,35 @@ def test_threads_agree_to_the_last_ulps(shape: tuple[int, int]) -> None:
     np.testing.assert_array_equal(together.predictions, alone.predictions)
     for name in every:
         np.testing.assert_array_max_ulp(getattr(together, name), getattr(alone, name), maxulp=4)
+
+
+def test_an_ignored_row_whose_smoothing_term_overflows_float32_costs_nothing() -> None:
+    # The row's sum of log-probabilities, about -4 x 9e37, overflows float32; the row is ignored,
+    # so its loss is 0 (not inf * 0 = NaN, nor a warning), and the other row is answered as usual.
+    x = np.array([[9e37, 0, 0, 0, 0], [1, 2, 3, 4, 5]] * 40)  # 400 numbers: the general path
+    target = np.array([-100, 4] * 40)
+    result = cross_entropy(x, target, label_smoothing=0.1, dtype="float32", outputs=["losses"])
+    assert result.losses is not None and result.loss is not None
+    assert result.losses[0] == 0
+    row = np.arange(1.0, 6.0)
+    lse = np.log(np.exp(row).sum())
+    expected = 0.9 * (lse - row[4]) + 0.1 / 5 * (5 * lse - row.sum())
+    np.testing.assert_allclose(result.losses[1], expected, rtol=1e-5)
+    np.testing.assert_allclose(result.loss, expected, rtol=1e-5)
+
+
+def test_an_ignored_row_of_huge_negative_log_probabilities_costs_nothing() -> None:
+    # log [1, 0, 0, 0, 0] written with -3e38 for log 0: its smoothing sum overflows float32, but the
+    # row is ignored.
+    x = np.array([[0, -3e38, -3e38, -3e38, -3e38], np.log([0.1, 0.2, 0.3, 0.2, 0.2])])
+    result = cross_entropy(
+        x,
+        np.array([-100, 2]),
+        input_kind="log_probabilities",
+        label_smoothing=0.1,
+        dtype="float32",
+        outputs=["losses"],
+    )
+    assert result.losses is not None and result.losses[0] == 0
+    expected = -0.9 * np.log(0.3) - 0.1 / 5 * np.log([0.1, 0.2, 0.3, 0.2, 0.2]).sum()
+    np.testing.assert_allclose(result.losses[1], expected, rtol=1e-5)
