@@ -729,6 +729,7 @@ class _SmallRow:
 #: double does not, and both paths accept the same inputs. The rest goes the general way.
 _FLOAT32_SMALL_LOGIT_BOUND: Final = 1e30
 _FLOAT32_SMALL_WEIGHT_BOUND: Final = 1e6
+_FLOAT32_SMALLEST_NORMAL: Final = float(np.finfo(np.float32).tiny)
 #: Doubles from this magnitude on round to float32 infinity (2**128 less half an ulp).
 _FLOAT32_OVERFLOW: Final = 3.4028235677973366e38
 
@@ -752,7 +753,8 @@ def _small_logits(
     For float32 the inputs (logits, weights, label smoothing) are first rounded to float32 as the
     general path rounds them; the arithmetic is then done in double and each result rounded to float32
     once, which is at least as close to the exact value as float32 arithmetic gets. Logits beyond
-    +-1e30 and class weights beyond 1e6 are left to the general path.
+    +-1e30 and class weights beyond 1e6 or below float32's smallest normal number (other than 0) are
+    left to the general path.
     """
     if scores.ndim not in (1, 2) or scores.size == 0 or target.ndim != scores.ndim - 1:
         return None
@@ -763,7 +765,6 @@ def _small_logits(
     if narrow:
         with np.errstate(over="ignore", invalid="ignore"):
             scores = scores.astype(np.float32)
-            weight = None if weight is None else weight.astype(np.float32)
         logit_bound, weight_bound, fits = (
             _FLOAT32_SMALL_LOGIT_BOUND,
             _FLOAT32_SMALL_WEIGHT_BOUND,
@@ -778,9 +779,17 @@ def _small_logits(
     if weight is not None:
         if weight.ndim != 1 or weight.shape[0] != classes:
             return None
+        # Decided on the weights as sent, as the general path does: -1e-50 is refused, though
+        # float32 rounds it to -0.0.
         weights = [float(value) for value in weight.tolist()]
         if not all(math.isfinite(value) and 0 <= value <= weight_bound for value in weights):
             return None
+        if narrow:
+            weights = weight.astype(np.float32).tolist()
+            # float32 arithmetic loses a subnormal weight's precision (w * loss / w need not be the
+            # loss); double would not, so the general path answers, as PyTorch's float32 would.
+            if not all(value == 0 or value >= _FLOAT32_SMALLEST_NORMAL for value in weights):
+                return None
     ignored = DEFAULT_IGNORE_INDEX if ignore_index is None else ignore_index
     s = float(np.float32(label_smoothing)) if narrow else float(label_smoothing)
     class_weight_total = math.fsum(weights) if weights is not None else float(classes)
