@@ -63,9 +63,9 @@ class Settings(BaseSettings):
         default=60.0,
         gt=0,
         description=(
-            "Seconds a client has to send a request's whole body once its headers have arrived; "
-            "later gets 408 and the connection is closed, so that a slow or stalled upload cannot "
-            "hold a large request's turn (XENT_BODY_TIMEOUT)."
+            "Seconds the service waits for the next part of a request's body (as nginx's "
+            "client_body_timeout); longer gets 408 and the connection is closed, so that a stalled "
+            "upload cannot hold a large request's turn (XENT_BODY_TIMEOUT)."
         ),
     )
     shutdown_timeout: float = Field(

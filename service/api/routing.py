@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import typing
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -32,7 +32,7 @@ import numpy as np
 import orjson
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from service.api.arrays import ArrayLimits, decode_context, tensor_fields
 from service.api.bulk_json import decode_bulk
@@ -111,60 +111,71 @@ class ComputeGate:
 
 
 class BodyDeadlines:
-    """Cuts off (408) request bodies that have not arrived ``timeout`` seconds after their headers, so
-    that a stalled or very slow upload cannot hold its turn at the ``ComputeGate``, and the requests
-    queued behind it, for as long as it likes.
+    """Cuts off (408) a request body when no part of it has arrived for ``timeout`` seconds, as nginx's
+    ``client_body_timeout`` does, so that a stalled upload cannot hold its turn at the ``ComputeGate``,
+    and the requests queued behind it, for ever; a slow but steady upload goes on.
 
-    One timer per process looks at the reads in progress every ``period`` seconds (a quarter of the
-    timeout, at most one second) and cancels those past their deadline: a body is cut off between
-    ``timeout`` and ``timeout + period`` seconds. A timer per request (``asyncio.timeout`` or an anyio
-    cancel scope) cost 7 % of the small-request throughput here; entering a read in a dict costs
-    next to nothing.
+    One timer per process (per event loop; uvicorn runs one) looks at the reads in progress every
+    ``period`` seconds (a quarter of the timeout, from 0.05 to 1 s) and cancels those that have waited
+    longer than ``timeout``: a read is cut off after ``timeout`` to ``timeout + period`` seconds of
+    silence. A timer per request (``asyncio.timeout``, an anyio cancel scope) cost 7 % of the
+    small-request throughput here; entering a read in a dict costs next to nothing.
     """
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
-        self.period = min(1.0, timeout / 4)
-        self._reads: dict[asyncio.Task[Any], float] = {}
+        self.period = min(1.0, max(0.05, timeout / 4))
+        self._reads: dict[asyncio.Task[Any], float] = {}  # task -> when it is cut off
         self._expired: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
 
-    async def run(self, reading: Coroutine[Any, Any, bytearray]) -> bytearray:
-        """Await ``reading`` (the body being received) within the deadline, or raise a 408 Problem."""
+    async def read(self, receive: Receive, read_body: Callable[[Receive], Awaitable[bytearray]]) -> bytearray:
+        """``read_body(receive)``, cut off with a 408 Problem after ``timeout`` seconds without a
+        message from ``receive``."""
         task = asyncio.current_task()
         if task is None:  # not in an asyncio task: nothing to cancel
-            return await reading
+            return await read_body(receive)
         loop = task.get_loop()
-        self._reads[task] = loop.time() + self.timeout
+        reads, timeout = self._reads, self.timeout
+        reads[task] = loop.time() + timeout
         if self._timer is None or self._timer_loop is not loop:
-            self._timer = loop.call_later(self.period, self._cut_off_late_reads, loop)
+            self._timer = loop.call_later(self.period, self._cut_off_silent_reads, loop)
             self._timer_loop = loop
+
+        async def receive_in_time() -> Message:
+            message = await receive()
+            reads[task] = loop.time() + timeout  # something arrived: the clock starts again
+            return message
+
+        cancelling = task.cancelling()
         try:
-            return await reading
+            return await read_body(receive_in_time)
         except asyncio.CancelledError:
-            if task not in self._expired:
-                raise  # cancelled for another reason (shutdown, a client gone): let it go on
-            self._expired.discard(task)
-            task.uncancel()
+            # Ours only if this timer cancelled the task and nothing else did too (shutdown, say),
+            # which asyncio.timeout decides the same way.
+            if task not in self._expired or task.uncancel() > cancelling:
+                raise
             raise Problem(
                 408,
-                f"the request body did not arrive within {self.timeout:g} seconds (XENT_BODY_TIMEOUT)",
+                f"no part of the request body arrived for {timeout:g} seconds (XENT_BODY_TIMEOUT)",
             ) from None
         finally:
-            del self._reads[task]
+            del reads[task]
             self._expired.discard(task)
 
-    def _cut_off_late_reads(self, loop: asyncio.AbstractEventLoop) -> None:
-        now = loop.time()
-        for task, deadline in self._reads.items():
-            if deadline <= now and task not in self._expired:
-                self._expired.add(task)
-                task.cancel()
-        if self._reads:
-            self._timer = loop.call_later(self.period, self._cut_off_late_reads, loop)
-        else:
-            self._timer = self._timer_loop = None
+    def _cut_off_silent_reads(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = self._timer_loop = None
+        try:
+            now = loop.time()
+            for task, deadline in self._reads.items():
+                if deadline <= now and task not in self._expired:
+                    self._expired.add(task)
+                    task.cancel()
+        finally:
+            if self._reads:
+                self._timer = loop.call_later(self.period, self._cut_off_silent_reads, loop)
+                self._timer_loop = loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,8 +319,8 @@ class RawBodyRoute(APIRoute):
         )
 
     async def _read_body(self, receive: Receive) -> bytearray:
-        """The whole body, within ``max_body_bytes`` and the body deadline (``BodyDeadlines``)."""
-        return await self.limits.deadlines.run(self._receive_body(receive))
+        """The whole body, within ``max_body_bytes`` and the body's deadlines (``BodyDeadlines``)."""
+        return await self.limits.deadlines.read(receive, self._receive_body)
 
     async def _receive_body(self, receive: Receive) -> bytearray:
         body = bytearray()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from starlette.types import Message, Receive
 
 from service.settings import Settings
 
@@ -172,41 +174,68 @@ async def test_a_body_slower_than_the_timeout_gets_408() -> None:
                 "/v1/cross-entropy", content=trickle(), headers={"content-type": "application/json"}
             )
         body = _assert_problem(response, 408)
-        assert "0.2 seconds" in str(body["detail"])
+        assert "for 0.2 seconds" in str(body["detail"])
         assert response.headers["connection"] == "close"
         # A body that does arrive in time is answered as usual.
         assert (await client.post("/v1/cross-entropy", content=SEED)).status_code == 200
 
 
-async def test_body_deadlines_cut_off_only_late_reads() -> None:
-    import asyncio
+def _body_in_parts(*gaps: float) -> Receive:
+    """A client sending one part of a body after each gap (seconds), the last part last."""
+    remaining = list(gaps)
 
+    async def receive() -> Message:
+        await asyncio.sleep(remaining.pop(0))
+        return {"type": "http.request", "body": b"x", "more_body": bool(remaining)}
+
+    return receive
+
+
+async def _read_all(receive: Receive) -> bytearray:
+    body = bytearray()
+    while True:
+        message = await receive()
+        body += message["body"]
+        if not message["more_body"]:
+            return body
+
+
+async def test_body_deadlines_cut_off_only_silent_reads() -> None:
     from service.api.errors import Problem
     from service.api.routing import BodyDeadlines
 
     deadlines = BodyDeadlines(0.2)
-
-    async def arrives_after(seconds: float) -> bytearray:
-        await asyncio.sleep(seconds)
-        return bytearray(b"body")
-
-    # In time, and many at once: each read gets its answer.
-    answers = await asyncio.gather(*(deadlines.run(arrives_after(0.01 * i)) for i in range(10)))
-    assert answers == [bytearray(b"body")] * 10
-    # Late: 408, between the timeout and the timeout plus the checking period.
-    started = asyncio.get_running_loop().time()
+    loop = asyncio.get_running_loop()
+    # In time, many at once: each read gets its whole body.
+    bodies = await asyncio.gather(
+        *(deadlines.read(_body_in_parts(0.01 * i, 0.01), _read_all) for i in range(10))
+    )
+    assert bodies == [bytearray(b"xx")] * 10
+    # Slow but steady: 0.1 s between parts, 0.6 s in all, three times the timeout.
+    assert await deadlines.read(_body_in_parts(*[0.1] * 6), _read_all) == bytearray(b"x" * 6)
+    # Silent for longer than the timeout: 408, after the timeout and at most a period more.
+    started = loop.time()
     with pytest.raises(Problem) as raised:
-        await deadlines.run(arrives_after(5))
-    waited = asyncio.get_running_loop().time() - started
+        await deadlines.read(_body_in_parts(0.05, 5), _read_all)
+    waited = loop.time() - started
     assert raised.value.status == 408
-    assert 0.2 <= waited <= 0.2 + deadlines.period + 0.2
+    assert "XENT_BODY_TIMEOUT" in raised.value.detail
+    assert 0.05 + 0.2 <= waited <= 0.05 + 0.2 + deadlines.period + 0.2
     # A read cancelled for another reason stays cancelled: that is not a timeout.
-    reader = asyncio.ensure_future(deadlines.run(arrives_after(5)))
+    reader = asyncio.ensure_future(deadlines.read(_body_in_parts(5), _read_all))
     await asyncio.sleep(0.01)
     reader.cancel()
     with pytest.raises(asyncio.CancelledError):
         await reader
+    # Nor is one whose deadline passes in the same step as another cancellation (a shutdown, say).
+    reader = asyncio.ensure_future(deadlines.read(_body_in_parts(5), _read_all))
+    await asyncio.sleep(0.01)
+    deadlines._reads[reader] = 0.0  # overdue
+    deadlines._cut_off_silent_reads(loop)
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
     # Nothing is left behind: no reads tracked, and the timer stops once none are in progress.
-    await asyncio.sleep(deadlines.period * 2)
+    await asyncio.sleep(deadlines.period * 3)
     assert not deadlines._reads and not deadlines._expired
     assert deadlines._timer is None

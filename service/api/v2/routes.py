@@ -7,9 +7,9 @@ limit, framing checks, large bodies computed in a worker thread) with the protoc
 * every error is problem+json with the protocol's ``"error"`` member beside ``detail``, so that
   clients that read only ``error`` (tritonclient does) get the message. Statuses: 400 for anything
   wrong with the request, 404 for an unknown model, version or path, 405 for a wrong method, 408
-  for a body slower than ``XENT_BODY_TIMEOUT`` and 413 for a body over ``XENT_MAX_BODY_BYTES``.
-  (Triton answers 400 for an unknown model; 404 is what the resource is, KServe's choice, and
-  tritonclient treats both as errors.)
+  when no part of the body arrives for ``XENT_BODY_TIMEOUT`` seconds and 413 for a body over
+  ``XENT_MAX_BODY_BYTES``. (Triton answers 400 for an unknown model; 404 is what the resource is,
+  KServe's choice, and tritonclient treats both as errors.)
 """
 
 from __future__ import annotations
@@ -209,7 +209,10 @@ _OTHER_ERRORS: Final = {
 _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     400: {"description": "Anything wrong with the request; `error` says what.", "model": ProblemDetail},
     404: {"description": "No such model or version.", "model": ProblemDetail},
-    408: {"description": "The body did not arrive within XENT_BODY_TIMEOUT seconds.", "model": ProblemDetail},
+    408: {
+        "description": "No part of the body arrived for XENT_BODY_TIMEOUT seconds.",
+        "model": ProblemDetail,
+    },
     413: {"description": "The body is larger than XENT_MAX_BODY_BYTES.", "model": ProblemDetail},
     "4XX": _OTHER_ERRORS,
 }
