@@ -93,7 +93,8 @@ class RequestObserver:
                 status = message["status"]
                 response_started = True
                 # Time from the request's arrival to its answer being ready: receive, parse, compute,
-                # serialise (W3C Server Timing). The benchmarks read it.
+                # serialise (W3C Server Timing); for a large answer streamed in pieces, until the
+                # first is ready to go. The latency histogram times the whole answer.
                 timing = f"app;dur={(time.perf_counter() - started) * 1000:.3f}".encode()
                 headers = [
                     *message.get("headers", ()),

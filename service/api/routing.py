@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import typing
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -43,6 +43,7 @@ from service.api.errors import (
     problem_from_validation_error,
 )
 from service.api.middleware import request_state
+from service.api.payloads import STREAM_MIN_NUMBERS, json_chunks, numbers_in
 from service.core import InvalidInputError
 
 __all__ = ["BodyDeadlines", "ComputeGate", "LeanJSONRoute", "RawBodyRoute", "Reply", "TransportLimits"]
@@ -210,12 +211,14 @@ def _media_type(value: bytes) -> bytes:
 
 @dataclass(slots=True)  # built once per request: not frozen, whose __init__ is slower
 class Reply:
-    """A complete HTTP answer: status, body bytes, content type, extra headers."""
+    """A complete HTTP answer: status, body bytes, content type, extra headers; or, for a large
+    answer, ``chunks`` of the body, made one at a time (in a worker thread) as they are sent."""
 
     status: int
     body: bytes
     content_type: bytes = JSON_CONTENT_TYPE
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    chunks: Iterator[bytes] | None = None
 
     @classmethod
     def problem(cls, problem: Problem) -> Reply:
@@ -371,6 +374,8 @@ class LeanJSONRoute(RawBodyRoute):
             payload = self._compute(request)
             state["workload"] = self._workload(request)
             del request
+            if numbers_in(payload) > STREAM_MIN_NUMBERS:
+                return Reply(200, b"", chunks=json_chunks(payload))
             return Reply(200, orjson.dumps(payload, option=_DUMP_OPTIONS))
         except ValidationError as error:
             problem = problem_from_validation_error(error)
@@ -389,13 +394,18 @@ class LeanJSONRoute(RawBodyRoute):
 
 
 async def _send(send: Send, reply: Reply, *, close: bool = False) -> None:
-    headers = [
-        (b"content-type", reply.content_type),
-        (b"content-length", str(len(reply.body)).encode()),
-        *reply.headers,
-    ]
+    headers = [(b"content-type", reply.content_type), *reply.headers]
+    if reply.chunks is None:
+        headers.append((b"content-length", str(len(reply.body)).encode()))
+    # else no length: HTTP/1.1 sends the pieces with chunked transfer encoding
     if close:
         # The rest of the body was not read; the connection cannot carry another request.
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-    await send({"type": "http.response.body", "body": reply.body})
+    if reply.chunks is None:
+        await send({"type": "http.response.body", "body": reply.body})
+        return
+    pieces = reply.chunks
+    while (piece := await anyio.to_thread.run_sync(next, pieces, None)) is not None:
+        await send({"type": "http.response.body", "body": piece, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})

@@ -150,3 +150,40 @@ async def test_errors_in_large_bodies_are_as_precise_as_in_small_ones(client: ht
     request["target"][800] = 100
     response = await client.post("/v1/cross-entropy", json=request)
     assert response.json()["detail"] == "target[800] = 100 is out of range for 100 classes"
+
+
+async def test_a_large_answer_is_streamed_with_the_same_bytes(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import functools
+
+    import service.api.routing as routing
+    from service.api.payloads import json_chunks
+
+    rng = np.random.default_rng(5)
+    request = {
+        "logits": rng.normal(size=(300, 20)).tolist(),
+        "target": rng.integers(0, 20, 300).tolist(),
+        "outputs": ["losses", "softmax", "log_softmax", "grad", "predictions", "target_probability"],
+    }
+    whole = await client.post("/v1/cross-entropy", json=request)
+    assert whole.status_code == 200
+    assert int(whole.headers["content-length"]) == len(whole.content)
+    # The same request, with the streaming threshold lowered below its 24,600 numbers.
+    pieces: list[bytes] = []
+
+    def recorded_chunks(body: dict[str, Any]) -> Any:
+        for piece in functools.partial(json_chunks, chunk_numbers=500)(body):
+            pieces.append(piece)
+            yield piece
+
+    monkeypatch.setattr(routing, "STREAM_MIN_NUMBERS", 1000)
+    monkeypatch.setattr(routing, "json_chunks", recorded_chunks)
+    streamed = await client.post("/v1/cross-entropy", json=request)
+    assert streamed.status_code == 200
+    assert "content-length" not in streamed.headers  # chunked transfer encoding over HTTP/1.1
+    assert streamed.headers["content-type"] == "application/json"
+    assert "x-request-id" in streamed.headers
+    assert len(pieces) > 40
+    assert streamed.content == whole.content
+    CrossEntropyResponse.model_validate_json(streamed.content)

@@ -160,8 +160,18 @@ def _rss_kb(pid: int, field: str) -> int:
     raise AssertionError(field)
 
 
-def test_a_request_at_the_size_limit_grows_the_process_less_than_4x_its_body(tmp_path: Path) -> None:
-    body = _large_body(3200, 1000, outputs=["losses", "softmax"])
+EVERY_OUTPUT = ["losses", "softmax", "log_softmax", "grad", "predictions", "target_probability"]
+
+
+@pytest.mark.parametrize(
+    "outputs",
+    [["losses", "softmax"], EVERY_OUTPUT],
+    ids=["default outputs", "every output: an answer three times the body, streamed"],
+)
+def test_a_request_at_the_size_limit_grows_the_process_less_than_4x_its_body(
+    tmp_path: Path, outputs: list[str]
+) -> None:
+    body = _large_body(3200, 1000, outputs=outputs)
     limit = len(body) + 1024
     server = start_server(tmp_path, env={"XENT_MAX_BODY_BYTES": str(limit)})
     try:
@@ -174,6 +184,7 @@ def test_a_request_at_the_size_limit_grows_the_process_less_than_4x_its_body(tmp
             timeout=120,
         )
         assert response.status_code == 200
+        assert len(response.json()["losses"]) == 3200
         peak = _rss_kb(server.process.pid, "VmHWM")
         growth = (peak - before) * 1024 / len(body)
         print(f"body {len(body) / 1e6:.1f} MB, peak growth {growth:.2f}x the body")
