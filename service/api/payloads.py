@@ -41,23 +41,53 @@ def numbers_in(body: dict[str, Any]) -> int:
     return sum(value.size for value in body.values() if isinstance(value, np.ndarray))
 
 
-def json_chunks(body: dict[str, Any], chunk_numbers: int = CHUNK_NUMBERS) -> Iterator[bytes]:
-    """The bytes of ``orjson.dumps(body, option=OPT_SERIALIZE_NUMPY)``, in pieces.
+def json_chunks(value: Any, chunk_numbers: int = CHUNK_NUMBERS) -> Iterator[bytes]:
+    """The bytes of ``orjson.dumps(value, option=OPT_SERIALIZE_NUMPY)``, in pieces.
 
-    An array of more than ``chunk_numbers`` numbers is written a block of rows (along its first
-    axis) at a time, so that a large answer never exists as one string: the process holds the result
-    arrays and one piece, where ``orjson.dumps`` would hold the arrays and the whole text, three
-    times the request's size when softmax, log-softmax and gradient are all asked for.
+    Dicts and lists are walked; an array of more than ``chunk_numbers`` numbers is written a block of
+    rows (along its first axis) at a time, so that a large answer never exists as one string: the
+    process holds the result arrays and one piece, where ``orjson.dumps`` would hold the arrays and
+    the whole text, three times the request's size when softmax, log-softmax and gradient are all
+    asked for. Small pieces (brackets, keys, scalars) are gathered up to ``_GATHER_BYTES``.
     """
-    yield b"{"
-    for index, (name, value) in enumerate(body.items()):
-        key = orjson.dumps(name) + b":"
-        if isinstance(value, np.ndarray) and value.ndim >= 1 and value.size > chunk_numbers:
-            yield (b"," + key) if index else key
-            yield from _array_chunks(value, chunk_numbers)
+    gathered = bytearray()
+    for piece in _pieces(value, chunk_numbers):
+        if len(piece) >= _GATHER_BYTES:
+            if gathered:
+                yield bytes(gathered)
+                gathered.clear()
+            yield piece
         else:
-            yield (b"," if index else b"") + key + orjson.dumps(value, option=_DUMP_OPTIONS)
-    yield b"}"
+            gathered += piece
+            if len(gathered) >= _GATHER_BYTES:
+                yield bytes(gathered)
+                gathered.clear()
+    if gathered:
+        yield bytes(gathered)
+
+
+#: Pieces smaller than this are sent together.
+_GATHER_BYTES: Final = 64 * 1024
+
+
+def _pieces(value: Any, chunk_numbers: int) -> Iterator[bytes]:
+    if isinstance(value, dict):
+        yield b"{"
+        for index, (name, item) in enumerate(value.items()):
+            yield (b"," if index else b"") + orjson.dumps(name) + b":"
+            yield from _pieces(item, chunk_numbers)
+        yield b"}"
+    elif isinstance(value, list | tuple):
+        yield b"["
+        for index, item in enumerate(value):
+            if index:
+                yield b","
+            yield from _pieces(item, chunk_numbers)
+        yield b"]"
+    elif isinstance(value, np.ndarray) and value.ndim >= 1 and value.size > chunk_numbers:
+        yield from _array_chunks(value, chunk_numbers)
+    else:
+        yield orjson.dumps(value, option=_DUMP_OPTIONS)
 
 
 def _array_chunks(array: np.ndarray[Any, Any], chunk_numbers: int) -> Iterator[bytes]:

@@ -219,6 +219,7 @@ class Reply:
     content_type: bytes = JSON_CONTENT_TYPE
     headers: tuple[tuple[bytes, bytes], ...] = ()
     chunks: Iterator[bytes] | None = None
+    chunks_length: int | None = None  # the chunks' total length, when known beforehand
 
     @classmethod
     def problem(cls, problem: Problem) -> Reply:
@@ -395,9 +396,10 @@ class LeanJSONRoute(RawBodyRoute):
 
 async def _send(send: Send, reply: Reply, *, close: bool = False) -> None:
     headers = [(b"content-type", reply.content_type), *reply.headers]
-    if reply.chunks is None:
-        headers.append((b"content-length", str(len(reply.body)).encode()))
-    # else no length: HTTP/1.1 sends the pieces with chunked transfer encoding
+    length = len(reply.body) if reply.chunks is None else reply.chunks_length
+    if length is not None:
+        headers.append((b"content-length", str(length).encode()))
+    # else HTTP/1.1 sends the pieces with chunked transfer encoding
     if close:
         # The rest of the body was not read; the connection cannot carry another request.
         headers.append((b"connection", b"close"))

@@ -33,11 +33,19 @@ def test_pieces_join_to_orjson_bytes(chunk_numbers: int) -> None:
     whole = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
     pieces = list(json_chunks(body, chunk_numbers))
     assert b"".join(pieces) == whole
-    assert all(pieces)  # no empty piece: the sender reads none as the end
-    if chunk_numbers <= 100:
-        # Large arrays really are cut: no piece holds much more than chunk_numbers numbers.
-        assert max(len(piece) for piece in pieces) < 30 * max(chunk_numbers, 21) + 64
-        assert len(pieces) > numbers_in(body) // max(chunk_numbers, 21)
+    assert all(pieces)  # no empty piece
+    nested = {"outputs": [{"name": "a", "data": body["losses"]}, {"name": "b", "data": body["softmax"]}]}
+    assert b"".join(json_chunks(nested, chunk_numbers)) == orjson.dumps(
+        nested, option=orjson.OPT_SERIALIZE_NUMPY
+    )
+
+
+def test_large_arrays_are_cut_into_pieces() -> None:
+    array = np.random.default_rng(1).normal(size=(2000, 100))
+    pieces = list(json_chunks({"softmax": array}, 10_000))
+    assert len(pieces) == 20 + 2  # "{\"softmax\":" and "}" apart: each block is over 64 KiB
+    assert max(len(piece) for piece in pieces) < 10_000 * 25
+    assert b"".join(pieces) == orjson.dumps({"softmax": array}, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def test_an_array_that_is_not_contiguous_is_written_by_rows() -> None:

@@ -366,3 +366,31 @@ def test_binary_outputs_follow_the_header_in_order_and_tritonclient_reads_them()
     np.testing.assert_array_equal(result.as_numpy("t"), transposed)
     assert result.as_numpy("count").shape == ()
     assert result.as_numpy("count").item() == 3
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary outputs", "JSON outputs"])
+def test_large_outputs_are_streamed_as_the_same_bytes(binary: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import service.api.v2.codec as codec
+
+    rng = np.random.default_rng(2)
+    outputs = [
+        OutputTensor("loss", np.asarray(np.float64(0.5)), binary=False),
+        OutputTensor("softmax", rng.random((300, 7)), binary=binary),
+        OutputTensor("grad", rng.random((300, 7)).astype(np.float32), binary=binary),
+    ]
+    whole = encode_response(model_name="m", model_version="1", request_id="7", outputs=outputs)
+    assert whole.chunks is None
+    # Thresholds lowered below these outputs' 4,200 numbers (25,200 bytes as binary).
+    monkeypatch.setattr(codec, "STREAM_MIN_NUMBERS", 1000)
+    monkeypatch.setattr(codec, "STREAM_MIN_BLOB_BYTES", 1000)
+    monkeypatch.setattr(codec, "BLOB_PIECE_BYTES", 4096)
+    streamed = encode_response(model_name="m", model_version="1", request_id="7", outputs=outputs)
+    assert streamed.chunks is not None and streamed.body == b""
+    assert streamed.header_length == whole.header_length
+    pieces = list(streamed.chunks)
+    assert b"".join(pieces) == whole.body
+    if binary:
+        assert streamed.length == len(whole.body)
+        assert len(pieces) == 1 + 5 + 3  # the header, then 16,800 and 8,400 bytes in 4 KiB pieces
+    else:
+        assert streamed.length is None  # the JSON's length is known once it is written

@@ -81,6 +81,24 @@ def test_the_seed_over_binary_tensors(client: triton.InferenceServerClient) -> N
     np.testing.assert_allclose(result.as_numpy("target_probability"), [0.1753, 0.9088], atol=5e-5)
 
 
+def test_a_large_batch_streamed_back_reaches_the_client_intact(client: triton.InferenceServerClient) -> None:
+    from service.core import cross_entropy
+
+    rng = np.random.default_rng(11)
+    logits = rng.normal(size=(4096, 1000)).astype(np.float32)
+    target = rng.integers(0, 1000, 4096)
+    inputs = [triton.InferInput("logits", [4096, 1000], "FP32"), triton.InferInput("target", [4096], "INT64")]
+    inputs[0].set_data_from_numpy(logits)
+    inputs[1].set_data_from_numpy(target)
+    names = ("loss", "losses", "softmax", "grad")  # 48 MiB of binary outputs: sent in pieces
+    outputs = [triton.InferRequestedOutput(name, binary_data=True) for name in names]
+    result = client.infer("cross_entropy", inputs, outputs=outputs)
+    want = cross_entropy(logits, target, dtype="float32", outputs=["losses", "softmax", "grad"])
+    assert result.as_numpy("loss") == want.loss
+    for name in names[1:]:
+        np.testing.assert_array_equal(result.as_numpy(name), getattr(want, name))
+
+
 def test_no_outputs_listed_gives_the_defaults_all_binary(client: triton.InferenceServerClient) -> None:
     # tritonclient then sets binary_data_output for the whole request.
     result = client.infer("cross_entropy", seed_inputs(), parameters={"reduction": "sum"})

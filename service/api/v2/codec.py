@@ -25,7 +25,7 @@ content problems into the same kind of answer.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -36,6 +36,7 @@ from pydantic import ValidationError
 
 from service.api.arrays import ArrayError, ArrayLimits, json_to_array
 from service.api.errors import issues_from_validation_error
+from service.api.payloads import STREAM_MIN_NUMBERS, json_chunks
 from service.api.v2.protocol import DATATYPES, InferenceRequest, ParameterValue, RequestInput
 from service.core import InvalidInputError, Issue
 from service.core.checks import cast_to_dtype, check_finite, issues_at, raise_if
@@ -110,10 +111,22 @@ class OutputTensor:
 
 @dataclass(frozen=True, slots=True)
 class EncodedResponse:
-    """The response body; ``header_length`` is set (for the header of that name) when blobs follow."""
+    """The response body; ``header_length`` is set (for the header of that name) when blobs follow.
+
+    A large body comes as ``chunks`` instead (``body`` is then empty), made one at a time as they are
+    sent, with its total ``length`` when known beforehand (binary outputs).
+    """
 
     body: bytes
     header_length: int | None
+    chunks: Iterator[bytes] | None = None
+    length: int | None = None
+
+
+#: Binary outputs of more bytes than this are sent as they are, a piece at a time, not joined first.
+STREAM_MIN_BLOB_BYTES: Final = 8 << 20
+#: Bytes per piece of a streamed binary output.
+BLOB_PIECE_BYTES: Final = 8 << 20
 
 
 def _fail(loc: tuple[str | int, ...], msg: str, kind: str) -> InvalidInputError:
@@ -474,7 +487,23 @@ def encode_response(
     if request_id is not None:
         document["id"] = request_id
     document["outputs"] = entries
-    header = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
     if not blobs:
-        return EncodedResponse(header, None)
+        if sum(entry["data"].size for entry in entries) > STREAM_MIN_NUMBERS:
+            return EncodedResponse(b"", None, chunks=json_chunks(document))
+        return EncodedResponse(orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY), None)
+    header = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    blob_bytes = sum(blob.nbytes for blob in blobs)
+    if blob_bytes > STREAM_MIN_BLOB_BYTES:
+        # Joining would copy every output once more: send the header, then each blob's bytes.
+        return EncodedResponse(
+            b"", len(header), chunks=_blob_pieces(header, blobs), length=len(header) + blob_bytes
+        )
     return EncodedResponse(b"".join([header, *blobs]), len(header))
+
+
+def _blob_pieces(header: bytes, blobs: Sequence[memoryview]) -> Iterator[bytes]:
+    yield header
+    for blob in blobs:
+        raw = blob.cast("B")
+        for start in range(0, raw.nbytes, BLOB_PIECE_BYTES):
+            yield bytes(raw[start : start + BLOB_PIECE_BYTES])

@@ -153,9 +153,16 @@ class InferRoute(RawBodyRoute):
             first = request.inputs[0].array
             state["workload"] = (first.shape[0] if first.ndim >= 2 else 1), int(first.size)
         if encoded.header_length is None:
-            return Reply(200, encoded.body, _JSON)
+            return Reply(200, encoded.body, _JSON, chunks=encoded.chunks, chunks_length=encoded.length)
         length = str(encoded.header_length).encode()
-        return Reply(200, encoded.body, OCTET_STREAM, ((HEADER_LENGTH, length),))
+        return Reply(
+            200,
+            encoded.body,
+            OCTET_STREAM,
+            ((HEADER_LENGTH, length),),
+            chunks=encoded.chunks,
+            chunks_length=encoded.length,
+        )
 
 
 # --- documentation of the operations ------------------------------------------------------------
