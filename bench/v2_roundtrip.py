@@ -126,7 +126,9 @@ def v2_codec(body: bytearray, length: int) -> Arrays:
         outputs=run(MODELS["cross_entropy"], request),
     )
     assert encoded.header_length is not None
-    return read_outputs(encoded.body, encoded.header_length)
+    # A large answer comes in pieces, which the server sends one by one; here they are read together.
+    body = encoded.body if encoded.chunks is None else b"".join(encoded.chunks)
+    return read_outputs(body, encoded.header_length)
 
 
 def v2_binary(client: httpx.Client, logits: NDArray[np.float32], target: NDArray[np.int64]) -> Arrays:
