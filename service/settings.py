@@ -65,7 +65,8 @@ class Settings(BaseSettings):
         description=(
             "Seconds the service waits for the next part of a request's body (as nginx's "
             "client_body_timeout); longer gets 408 and the connection is closed, so that a stalled "
-            "upload cannot hold a large request's turn (XENT_BODY_TIMEOUT)."
+            "upload cannot hold a large request's turn. Also how long a streamed answer waits for "
+            "the client to take its next piece before the connection is closed (XENT_BODY_TIMEOUT)."
         ),
     )
     shutdown_timeout: float = Field(

@@ -93,8 +93,8 @@ class RequestObserver:
                 status = message["status"]
                 response_started = True
                 # Time from the request's arrival to its answer being ready: receive, parse, compute,
-                # serialise (W3C Server Timing); for a large answer streamed in pieces, until the
-                # first is ready to go. The latency histogram times the whole answer.
+                # serialise (W3C Server Timing); for a large answer streamed in pieces, until it is
+                # computed, before the pieces are written. The latency histogram times it all.
                 timing = f"app;dur={(time.perf_counter() - started) * 1000:.3f}".encode()
                 headers = [
                     *message.get("headers", ()),
@@ -110,6 +110,7 @@ class RequestObserver:
             await self.app(scope, receive, send_with_headers)
         except Exception:
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            status = 500  # also when a streamed answer broke off after its status line went out
             if not response_started:
                 problem = Problem(500, "the service failed to handle this request; it has been logged")
                 await _send_problem(send_with_headers, problem)

@@ -92,6 +92,15 @@ def _pieces(value: Any, chunk_numbers: int) -> Iterator[bytes]:
 
 def _array_chunks(array: np.ndarray[Any, Any], chunk_numbers: int) -> Iterator[bytes]:
     rows = array.shape[0]
+    if array.ndim > 1 and array.size // rows > chunk_numbers:
+        # Rows too large for one piece (a few very wide rows): each is cut in turn.
+        yield b"["
+        for index in range(rows):
+            if index:
+                yield b","
+            yield from _array_chunks(array[index], chunk_numbers)
+        yield b"]"
+        return
     step = max(1, chunk_numbers // (array.size // rows))
     for start in range(0, rows, step):
         block = np.ascontiguousarray(array[start : start + step])

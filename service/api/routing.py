@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -47,6 +48,8 @@ from service.api.payloads import STREAM_MIN_NUMBERS, json_chunks, numbers_in
 from service.core import InvalidInputError
 
 __all__ = ["BodyDeadlines", "ComputeGate", "LeanJSONRoute", "RawBodyRoute", "Reply", "TransportLimits"]
+
+logger = logging.getLogger("service.transport")
 
 JSON_CONTENT_TYPE = b"application/json"
 _PROBLEM_CONTENT_TYPE = PROBLEM_CONTENT_TYPE.encode()
@@ -292,7 +295,53 @@ class RawBodyRoute(APIRoute):
             else:
                 reply = self.respond(body, scope)
             del body
-            await _send(send, reply)
+            if reply.chunks is None:
+                await _send(send, reply)  # handed to the server's buffer whole: no waiting here
+                return
+        # A streamed answer is sent after giving the turn back: it goes at the client's pace, and a
+        # client that reads slowly, or not at all, must not keep the large requests behind it waiting.
+        await self._stream(scope, receive, send, reply)
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send, reply: Reply) -> None:
+        """Send ``reply.chunks`` one at a time, each made in a worker thread just before it goes.
+
+        A client that has not taken a piece for ``XENT_BODY_TIMEOUT`` seconds, or has gone, gets no
+        more: the connection is closed (uvicorn closes it when the answer is left unfinished).
+        An HTTP/1.0 client, which cannot take chunked transfer encoding, gets the pieces joined.
+        """
+        assert reply.chunks is not None
+        pieces = reply.chunks
+        if reply.chunks_length is None and scope.get("http_version") == "1.0":
+            joined = await anyio.to_thread.run_sync(b"".join, pieces)
+            await _send(send, Reply(reply.status, joined, reply.content_type, reply.headers))
+            return
+        gone = asyncio.Event()
+
+        async def watch_for_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass  # the body was read whole: nothing else is expected
+            gone.set()
+
+        watcher = asyncio.ensure_future(watch_for_disconnect())
+        timeout = self.limits.deadlines.timeout
+        try:
+            await _send_start(send, reply)
+            while (piece := await anyio.to_thread.run_sync(next, pieces, None)) is not None:
+                if gone.is_set():
+                    return
+                try:
+                    async with asyncio.timeout(timeout):
+                        await send({"type": "http.response.body", "body": piece, "more_body": True})
+                except TimeoutError:
+                    logger.warning(
+                        "the client took no part of the answer for %g seconds (XENT_BODY_TIMEOUT); "
+                        "connection closed",
+                        timeout,
+                    )
+                    return
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            watcher.cancel()
 
     async def _refuse(self, scope: Scope, send: Send, problem: Problem) -> None:
         request_state(scope)["problem_kinds"] = problem.kinds()
@@ -395,6 +444,12 @@ class LeanJSONRoute(RawBodyRoute):
 
 
 async def _send(send: Send, reply: Reply, *, close: bool = False) -> None:
+    """Send a whole (not streamed) reply."""
+    await _send_start(send, reply, close=close)
+    await send({"type": "http.response.body", "body": reply.body})
+
+
+async def _send_start(send: Send, reply: Reply, *, close: bool = False) -> None:
     headers = [(b"content-type", reply.content_type), *reply.headers]
     length = len(reply.body) if reply.chunks is None else reply.chunks_length
     if length is not None:
@@ -404,10 +459,3 @@ async def _send(send: Send, reply: Reply, *, close: bool = False) -> None:
         # The rest of the body was not read; the connection cannot carry another request.
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-    if reply.chunks is None:
-        await send({"type": "http.response.body", "body": reply.body})
-        return
-    pieces = reply.chunks
-    while (piece := await anyio.to_thread.run_sync(next, pieces, None)) is not None:
-        await send({"type": "http.response.body", "body": piece, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})

@@ -128,6 +128,67 @@ def test_a_stalled_upload_gets_408_and_gives_up_its_turn(tmp_path: Path) -> None
         assert stop_server(server) == 0, server.output()
 
 
+def _raw_post(
+    port: int, body: bytes, *, version: str = "1.1", receive_buffer: int | None = None
+) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if receive_buffer is not None:  # a small window: the server's writes stall once it is full
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.settimeout(30)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(
+        f"POST /v1/cross-entropy HTTP/{version}\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    return sock
+
+
+def _read_to_end(sock: socket.socket) -> bytes:
+    answer = b""
+    while chunk := sock.recv(1 << 20):
+        answer += chunk
+    return answer
+
+
+def test_a_client_that_does_not_read_a_streamed_answer_holds_up_no_one(tmp_path: Path) -> None:
+    server = start_server(tmp_path, env={"XENT_BODY_TIMEOUT": "2", "XENT_COMPUTE_CONCURRENCY": "1"})
+    try:
+        port = int(server.url.rsplit(":", 1)[1])
+        # 1.1 million softmax numbers: a streamed answer of about 22 MB.
+        streamed = _large_body(1100, 1000, outputs=["softmax"])
+        small_large = _large_body(256, 100, outputs=["losses"])  # past XENT_OFFLOAD_BYTES: gated
+        with _raw_post(port, streamed, receive_buffer=4096) as idle:
+            time.sleep(1.5)  # computed; its answer now waits for a client that does not read
+            started = time.monotonic()
+            behind = httpx.post(f"{server.url}/v1/cross-entropy", content=small_large, timeout=30)
+            assert behind.status_code == 200
+            assert time.monotonic() - started < 1.0  # the idle reader holds no turn at the gate
+            time.sleep(3)  # past XENT_BODY_TIMEOUT: the server gives up on it
+            answer = _read_to_end(idle)  # what was in flight, then the end: the server closed it
+        head, _, rest = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert b"transfer-encoding: chunked" in head.lower()
+        assert not rest.endswith(b"0\r\n\r\n")  # cut off: the last chunk never came
+        assert "took no part of the answer for 2 seconds" in server.output()
+
+        # A client that goes away mid-answer: the server carries on serving others.
+        with _raw_post(port, streamed, receive_buffer=4096) as leaving:
+            leaving.recv(1000)
+        assert (
+            httpx.post(f"{server.url}/v1/cross-entropy", content=small_large, timeout=30).status_code == 200
+        )
+
+        # HTTP/1.0 has no chunked encoding: the pieces come joined, with their length.
+        with _raw_post(port, streamed, version="1.0") as old:
+            head, _, rest = _read_to_end(old).partition(b"\r\n\r\n")
+        assert b"transfer-encoding" not in head.lower()
+        assert f"content-length: {len(rest)}".encode() in head.lower()
+        assert len(orjson.loads(rest)["softmax"]) == 1100
+    finally:
+        assert stop_server(server) == 0, server.output()
+
+
 def _metric(text: str, pattern: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if re.match(pattern, line))
 

@@ -55,3 +55,11 @@ def test_an_array_that_is_not_contiguous_is_written_by_rows() -> None:
 
 def test_numbers_in_counts_array_elements_only() -> None:
     assert numbers_in(_body()) == 1000 + 1050 + 200 + 100 + 300 + 180 + 1
+
+
+def test_very_wide_rows_are_cut_too() -> None:
+    rng = np.random.default_rng(3)
+    for array in (rng.normal(size=(2, 50_000)), rng.normal(size=(1, 5, 20_000))):
+        pieces = list(json_chunks({"a": array}, 10_000))
+        assert b"".join(pieces) == orjson.dumps({"a": array}, option=orjson.OPT_SERIALIZE_NUMPY)
+        assert max(len(piece) for piece in pieces) < 10_000 * 25
