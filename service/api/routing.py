@@ -64,8 +64,9 @@ RELEASE_AFTER_IDLE_SECONDS: Final = 1.0
 
 class ComputeGate:
     """How many large requests one process handles at once, over every route: one is admitted before
-    its body is read, and leaves once its answer is sent, so that at most that many large bodies,
-    their arrays and their answers are in memory together. The others wait their turn.
+    its body is read, and leaves once its answer is handed to the server (a streamed answer: once it
+    is computed, so that a slow reader holds up no one), so that at most that many large bodies are
+    read and computed on together. The others wait their turn.
 
     With ``release_memory`` (``service.memory.release_free_memory`` in the serving process), once no
     large request has been in flight for ``idle_seconds``, it is called in a worker thread, so that
