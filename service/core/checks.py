@@ -5,7 +5,7 @@ wrong, spells out the first few offending positions (``logits[3][1] = NaN is not
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -95,12 +95,19 @@ def all_finite(values: NDArray[Any] | np.generic) -> bool:
     )
 
 
+#: What an infinite value's message adds: a client that sent 1e400 sees it as Infinity.
+INFINITY_HINT: Final = "(numbers beyond +-1.8e308, such as 1e400, read as Infinity)"
+
+
 def check_finite(field: str, values: NDArray[np.floating[Any]]) -> list[Issue]:
     """NaN and +-Infinity (also what an overflowing literal such as 1e400 parses to) are refused."""
     if all_finite(values):
         return []
-    finite = np.isfinite(values)
-    return issues_at(field, ~finite, values, "is not a finite number", "not_finite")
+    nan = np.isnan(values)
+    infinite = ~nan & ~np.isfinite(values)
+    return issues_at(field, nan, values, "is not a finite number", "not_finite") + issues_at(
+        field, infinite, values, f"is not a finite number {INFINITY_HINT}", "not_finite"
+    )
 
 
 def check_in_range(
