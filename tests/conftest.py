@@ -54,3 +54,18 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     server = start_server(tmp_path_factory.mktemp("live"))
     yield server
     assert stop_server(server) == 0, server.output()
+
+
+async def post_stalled(path: str, body: bytes, *, headers: dict[str, str] | None = None) -> httpx.Response:
+    """POST ``body`` to an app whose XENT_BODY_TIMEOUT is 0.2 s: ten bytes, then five seconds of silence."""
+    import anyio
+
+    async def stalling() -> AsyncIterator[bytes]:
+        yield body[:10]
+        await anyio.sleep(5)
+        yield body[10:]
+
+    transport = httpx.ASGITransport(app=create_app(make_settings(body_timeout=0.2)))
+    async with httpx.AsyncClient(transport=transport, base_url="http://service.test") as client:
+        with anyio.fail_after(3):
+            return await client.post(path, content=stalling(), headers=headers)

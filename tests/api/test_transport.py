@@ -154,30 +154,15 @@ async def test_large_requests_wait_for_one_process_wide_gate(monkeypatch: pytest
     assert most == 1  # one gate for every route, not one per route
 
 
-async def test_a_body_slower_than_the_timeout_gets_408() -> None:
-    import anyio
+async def test_a_body_slower_than_the_timeout_gets_408(client: httpx.AsyncClient) -> None:
+    from tests.conftest import post_stalled
 
-    from service.main import create_app
-    from tests.conftest import make_settings
-
-    app = create_app(make_settings(body_timeout=0.2))
-
-    async def trickle() -> AsyncIterator[bytes]:
-        yield SEED[:10]
-        await anyio.sleep(5)
-        yield SEED[10:]
-
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://service.test") as client:
-        with anyio.fail_after(3):
-            response = await client.post(
-                "/v1/cross-entropy", content=trickle(), headers={"content-type": "application/json"}
-            )
-        body = _assert_problem(response, 408)
-        assert "for 0.2 seconds" in str(body["detail"])
-        assert response.headers["connection"] == "close"
-        # A body that does arrive in time is answered as usual.
-        assert (await client.post("/v1/cross-entropy", content=SEED)).status_code == 200
+    response = await post_stalled("/v1/cross-entropy", SEED, headers={"content-type": "application/json"})
+    body = _assert_problem(response, 408)
+    assert "for 0.2 seconds" in str(body["detail"])
+    assert response.headers["connection"] == "close"
+    # A body that does arrive in time is answered as usual.
+    assert (await client.post("/v1/cross-entropy", content=SEED)).status_code == 200
 
 
 def _body_in_parts(*gaps: float) -> Receive:

@@ -66,24 +66,9 @@ async def test_hostile_request_gets_a_quick_400(
 
 
 async def test_a_stalled_body_gets_408_with_error() -> None:
-    from collections.abc import AsyncIterator
+    from tests.conftest import post_stalled
 
-    import anyio
-
-    from service.main import create_app
-    from tests.conftest import make_settings
-
-    app = create_app(make_settings(body_timeout=0.2))
     body = ('{"inputs": [' + LOGITS + ", " + TARGET + "]}").encode()
-
-    async def trickle() -> AsyncIterator[bytes]:
-        yield body[:10]
-        await anyio.sleep(5)
-        yield body[10:]
-
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://service.test") as client:
-        with anyio.fail_after(3):
-            response = await client.post("/v2/models/cross_entropy/infer", content=trickle())
+    response = await post_stalled("/v2/models/cross_entropy/infer", body)
     assert response.status_code == 408
     assert "XENT_BODY_TIMEOUT" in response.json()["error"]
