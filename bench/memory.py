@@ -1,11 +1,12 @@
 """Memory of one large JSON request: how much the server process grows for a body at the size limit.
 
-    python bench/memory.py --rows 4096 --classes 1000 [--outputs losses,softmax] [--at-limit]
+    python bench/memory.py --rows 4096 --classes 1000 [--outputs losses,softmax] [--at-limit] [--v2-binary]
 
 Starts ``python -m service`` on a free loopback port (with ``XENT_MAX_BODY_BYTES`` set to the body's
 size when ``--at-limit``), warms it up with a small request, then sends the batch as JSON and reads the
 server's resident set before (VmRSS) and its peak after (VmHWM) from /proc. Prints the body size, the
-peak RSS, the growth, and both as multiples of the body.
+peak RSS, the growth, and both as multiples of the body. With ``--v2-binary`` the same batch goes to
+/v2 as float64 binary tensors, every output asked for as binary.
 """
 
 from __future__ import annotations
@@ -40,8 +41,30 @@ def _kb(pid: int, field: str) -> int:
     raise RuntimeError(field)
 
 
+def _v2_binary_body(logits: np.ndarray, target: np.ndarray, outputs: list[str]) -> tuple[bytes, int]:
+    """A /v2 request with binary tensors (Triton's extension): the JSON header, then the blobs."""
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {"name": "logits", "datatype": "FP64", "shape": list(logits.shape),
+                 "parameters": {"binary_data_size": logits.nbytes}},
+                {"name": "target", "datatype": "INT64", "shape": list(target.shape),
+                 "parameters": {"binary_data_size": target.nbytes}},
+            ],
+            "outputs": [{"name": name, "parameters": {"binary_data": True}} for name in outputs],
+        }
+    )  # fmt: skip
+    return header + logits.astype("<f8").tobytes() + target.astype("<i8").tobytes(), len(header)
+
+
 def measure(
-    rows: int, classes: int, outputs: list[str], *, at_limit: bool, dtype: str = "float64"
+    rows: int,
+    classes: int,
+    outputs: list[str],
+    *,
+    at_limit: bool,
+    dtype: str = "float64",
+    v2_binary: bool = False,
 ) -> dict[str, float]:
     rng = np.random.default_rng(0)
     document = {
@@ -50,7 +73,15 @@ def measure(
         "outputs": outputs,
         "dtype": dtype,
     }
-    body = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    if v2_binary:
+        body, header_length = _v2_binary_body(document["logits"], document["target"], outputs)
+        path, headers = (
+            "/v2/models/cross_entropy/infer",
+            {"inference-header-content-length": str(header_length)},
+        )
+    else:
+        body = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+        path, headers = "/v1/cross-entropy", {"content-type": "application/json"}
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("XENT_")}
     env["XENT_LOG_LEVEL"] = "warning"
@@ -70,9 +101,7 @@ def measure(
         httpx.post(f"{url}/v1/cross-entropy", json={"logits": [[1, 2]], "target": [0]}, timeout=10)
         before = _kb(server.pid, "VmRSS")
         started = time.perf_counter()
-        response = httpx.post(
-            f"{url}/v1/cross-entropy", content=body, headers={"content-type": "application/json"}, timeout=300
-        )
+        response = httpx.post(f"{url}{path}", content=body, headers=headers, timeout=300)
         seconds = time.perf_counter() - started
         response.raise_for_status()
         peak = _kb(server.pid, "VmHWM")
@@ -97,8 +126,11 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=1000)
     parser.add_argument("--outputs", default="losses,softmax")
     parser.add_argument("--at-limit", action="store_true", help="set XENT_MAX_BODY_BYTES to the body's size")
+    parser.add_argument("--v2-binary", action="store_true", help="send it to /v2 as binary tensors")
     args = parser.parse_args()
-    result = measure(args.rows, args.classes, args.outputs.split(","), at_limit=args.at_limit)
+    result = measure(
+        args.rows, args.classes, args.outputs.split(","), at_limit=args.at_limit, v2_binary=args.v2_binary
+    )
     for key, value in result.items():
         print(f"{key:>18}: {value:.2f}")
 

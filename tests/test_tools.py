@@ -52,3 +52,21 @@ def test_the_extra_reference_cases_are_what_pytorch_computes() -> None:
         check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("protocol", [[], ["--v2-binary"]], ids=["v1 JSON", "v2 binary"])
+def test_the_memory_benchmark_runs(protocol: list[str]) -> None:
+    run = subprocess.run(
+        [sys.executable, "bench/memory.py", "--rows", "64", "--classes", "10", "--at-limit", *protocol],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    figures = {
+        name.strip(): float(value) for name, value in (line.split(":") for line in run.stdout.splitlines())
+    }
+    assert figures["body_mb"] > 0 and figures["response_mb"] > 0
+    assert figures["peak_rss_mb"] >= figures["rss_before_mb"] > 0
