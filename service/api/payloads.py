@@ -8,7 +8,7 @@ from typing import Any, Final
 import numpy as np
 import orjson
 
-__all__ = ["CHUNK_NUMBERS", "STREAM_MIN_NUMBERS", "json_chunks", "numbers_in", "response_body"]
+__all__ = ["CHUNK_NUMBERS", "STREAM_MIN_NUMBERS", "json_body", "json_chunks", "numbers_in", "response_body"]
 
 _DUMP_OPTIONS: Final = orjson.OPT_SERIALIZE_NUMPY
 #: Answers holding more numbers than this are written a piece at a time as they are sent
@@ -39,6 +39,14 @@ def response_body(result: object, always: Iterable[str], requested: Iterable[str
 def numbers_in(body: dict[str, Any]) -> int:
     """How many numbers the arrays of a response body hold."""
     return sum(value.size for value in body.values() if isinstance(value, np.ndarray))
+
+
+def json_body(value: Any, numbers: int) -> tuple[bytes, Iterator[bytes] | None]:
+    """``value`` as JSON holding ``numbers`` numbers in its arrays: its bytes whole, or, above
+    ``STREAM_MIN_NUMBERS``, empty bytes and the pieces to send one at a time (``json_chunks``)."""
+    if numbers > STREAM_MIN_NUMBERS:
+        return b"", json_chunks(value)
+    return orjson.dumps(value, option=_DUMP_OPTIONS), None
 
 
 def json_chunks(value: Any, chunk_numbers: int = CHUNK_NUMBERS) -> Iterator[bytes]:

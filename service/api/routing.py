@@ -30,7 +30,6 @@ from typing import Any, Final
 import anyio
 import anyio.to_thread
 import numpy as np
-import orjson
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.types import Message, Receive, Scope, Send
@@ -44,7 +43,7 @@ from service.api.errors import (
     problem_from_validation_error,
 )
 from service.api.middleware import request_state
-from service.api.payloads import STREAM_MIN_NUMBERS, json_chunks, numbers_in
+from service.api.payloads import json_body, numbers_in
 from service.core import InvalidInputError
 
 __all__ = ["BodyDeadlines", "ComputeGate", "LeanJSONRoute", "RawBodyRoute", "Reply", "TransportLimits"]
@@ -53,7 +52,6 @@ logger = logging.getLogger("service.transport")
 
 JSON_CONTENT_TYPE = b"application/json"
 _PROBLEM_CONTENT_TYPE = PROBLEM_CONTENT_TYPE.encode()
-_DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 #: Bodies from this size on try ``decode_bulk`` first (no Python object per number).
 BULK_MIN_BODY_BYTES = 256 * 1024
 
@@ -425,9 +423,8 @@ class LeanJSONRoute(RawBodyRoute):
             payload = self._compute(request)
             state["workload"] = self._workload(request)
             del request
-            if numbers_in(payload) > STREAM_MIN_NUMBERS:
-                return Reply(200, b"", chunks=json_chunks(payload))
-            return Reply(200, orjson.dumps(payload, option=_DUMP_OPTIONS))
+            body_bytes, chunks = json_body(payload, numbers_in(payload))
+            return Reply(200, body_bytes, chunks=chunks)
         except ValidationError as error:
             problem = problem_from_validation_error(error)
         except InvalidInputError as error:

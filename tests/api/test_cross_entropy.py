@@ -157,7 +157,7 @@ async def test_a_large_answer_is_streamed_with_the_same_bytes(
 ) -> None:
     import functools
 
-    import service.api.routing as routing
+    import service.api.payloads as payloads
     from service.api.payloads import json_chunks
 
     rng = np.random.default_rng(5)
@@ -177,8 +177,8 @@ async def test_a_large_answer_is_streamed_with_the_same_bytes(
             pieces.append(piece)
             yield piece
 
-    monkeypatch.setattr(routing, "STREAM_MIN_NUMBERS", 1000)
-    monkeypatch.setattr(routing, "json_chunks", recorded_chunks)
+    monkeypatch.setattr(payloads, "STREAM_MIN_NUMBERS", 1000)
+    monkeypatch.setattr(payloads, "json_chunks", recorded_chunks)
     streamed = await client.post("/v1/cross-entropy", json=request)
     assert streamed.status_code == 200
     assert "content-length" not in streamed.headers  # chunked transfer encoding over HTTP/1.1

@@ -36,7 +36,7 @@ from pydantic import ValidationError
 
 from service.api.arrays import ArrayError, ArrayLimits, json_to_array
 from service.api.errors import issues_from_validation_error
-from service.api.payloads import STREAM_MIN_NUMBERS, json_chunks
+from service.api.payloads import json_body
 from service.api.v2.protocol import DATATYPES, InferenceRequest, ParameterValue, RequestInput
 from service.core import InvalidInputError, Issue
 from service.core.checks import cast_to_dtype, check_finite, issues_at, raise_if
@@ -488,9 +488,8 @@ def encode_response(
         document["id"] = request_id
     document["outputs"] = entries
     if not blobs:
-        if sum(entry["data"].size for entry in entries) > STREAM_MIN_NUMBERS:
-            return EncodedResponse(b"", None, chunks=json_chunks(document))
-        return EncodedResponse(orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY), None)
+        body, chunks = json_body(document, sum(entry["data"].size for entry in entries))
+        return EncodedResponse(body, None, chunks=chunks)
     header = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
     blob_bytes = sum(blob.nbytes for blob in blobs)
     if blob_bytes > STREAM_MIN_BLOB_BYTES:

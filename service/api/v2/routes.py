@@ -152,16 +152,12 @@ class InferRoute(RawBodyRoute):
         if request.inputs:
             first = request.inputs[0].array
             state["workload"] = (first.shape[0] if first.ndim >= 2 else 1), int(first.size)
-        if encoded.header_length is None:
-            return Reply(200, encoded.body, _JSON, chunks=encoded.chunks, chunks_length=encoded.length)
-        length = str(encoded.header_length).encode()
+        headers: tuple[tuple[bytes, bytes], ...] = ()
+        content_type = _JSON
+        if encoded.header_length is not None:  # binary outputs follow the JSON header
+            content_type, headers = OCTET_STREAM, ((HEADER_LENGTH, str(encoded.header_length).encode()),)
         return Reply(
-            200,
-            encoded.body,
-            OCTET_STREAM,
-            ((HEADER_LENGTH, length),),
-            chunks=encoded.chunks,
-            chunks_length=encoded.length,
+            200, encoded.body, content_type, headers, chunks=encoded.chunks, chunks_length=encoded.length
         )
 
 
