@@ -12,6 +12,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _run(*command: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run a repository tool with this interpreter; fail with its output's tail if it fails."""
+    run = subprocess.run(
+        [sys.executable, *command], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run
+
+
 def _torch_or_skip() -> None:
     try:
         import torch  # noqa: F401
@@ -23,15 +32,7 @@ def _torch_or_skip() -> None:
 def test_the_benchmark_suite_runs(tmp_path: Path) -> None:
     _torch_or_skip()
     report = tmp_path / "bench.json"
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--quick", "--json", str(report)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run = _run("-m", "bench.run", "--quick", "--json", str(report), timeout=300)
     data = json.loads(report.read_text())
     assert {row["dtype"] for row in data["core_vs_torch"]} == {"float32", "float64"}
     assert all(row["ratio"] > 0 for row in data["core_vs_torch"])
@@ -43,28 +44,12 @@ def test_the_benchmark_suite_runs(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_the_extra_reference_cases_are_what_pytorch_computes() -> None:
     _torch_or_skip()
-    run = subprocess.run(
-        [sys.executable, "scripts/make_reference_cases.py", "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
+    _run("scripts/make_reference_cases.py", "--check", timeout=300)
 
 
 @pytest.mark.parametrize("protocol", [[], ["--v2-binary"]], ids=["v1 JSON", "v2 binary"])
 def test_the_memory_benchmark_runs(protocol: list[str]) -> None:
-    run = subprocess.run(
-        [sys.executable, "bench/memory.py", "--rows", "64", "--classes", "10", "--at-limit", *protocol],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run = _run("bench/memory.py", "--rows", "64", "--classes", "10", "--at-limit", *protocol, timeout=120)
     figures = {
         name.strip(): float(value) for name, value in (line.split(":") for line in run.stdout.splitlines())
     }
