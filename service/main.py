@@ -17,6 +17,7 @@ from service.api.errors import install_error_handlers
 from service.api.metrics import ServiceMetrics
 from service.api.middleware import BearerAuth, RequestObserver
 from service.api.openapi import build_openapi
+from service.api.payloads import check_serialiser
 from service.api.routes import health, operations, v1_routes
 from service.api.routing import BodyDeadlines, ComputeGate, RawBodyRoute, TransportLimits
 from service.api.v2 import v2_routes
@@ -99,6 +100,7 @@ def create_app(
     when large requests have stopped for a moment (see ``ComputeGate``); the serving process passes
     ``service.memory.release_free_memory``.
     """
+    check_serialiser()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -8,7 +8,23 @@ from typing import Any, Final
 import numpy as np
 import orjson
 
-__all__ = ["CHUNK_NUMBERS", "STREAM_MIN_NUMBERS", "json_body", "json_chunks", "numbers_in", "response_body"]
+__all__ = [
+    "CHUNK_NUMBERS",
+    "FIRST_UNSAFE_ORJSON",
+    "STREAM_MIN_NUMBERS",
+    "check_serialiser",
+    "json_body",
+    "json_chunks",
+    "numbers_in",
+    "response_body",
+]
+
+#: orjson 3.12.0 and 3.13.0 write past their buffer when they serialise NumPy float64 arrays of long
+#: numbers (-1.2345678901234567e300, ...) beyond about 8 KiB: the heap is corrupted and the process dies
+#: with SIGABRT on a valid request. pyproject.toml keeps orjson below this version; ``check_serialiser``
+#: refuses to build the app with anything else (a ``pip install --no-deps`` could bring one in).
+#: tests/orjson_probe.py is the check to run before raising it.
+FIRST_UNSAFE_ORJSON: Final = (3, 12)
 
 _DUMP_OPTIONS: Final = orjson.OPT_SERIALIZE_NUMPY
 #: Answers holding more numbers than this are written a piece at a time as they are sent
@@ -16,6 +32,18 @@ _DUMP_OPTIONS: Final = orjson.OPT_SERIALIZE_NUMPY
 STREAM_MIN_NUMBERS: Final = 1 << 20
 #: Numbers per piece of a streamed answer: about 5 MB of JSON.
 CHUNK_NUMBERS: Final = 1 << 18
+
+
+def check_serialiser(version: str = orjson.__version__) -> None:
+    """Raise ``RuntimeError`` unless ``version`` of orjson is below ``FIRST_UNSAFE_ORJSON``."""
+    major_minor = tuple(int(part) for part in version.split(".")[:2])
+    if major_minor >= FIRST_UNSAFE_ORJSON:
+        first = ".".join(map(str, FIRST_UNSAFE_ORJSON))
+        raise RuntimeError(
+            f"orjson {version} is installed, but orjson {first} and later corrupt the heap when they "
+            f"write NumPy arrays (the process dies on valid requests): install orjson<{first}, "
+            "as pyproject.toml says"
+        )
 
 
 def _plain(value: Any) -> Any:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import pytest
 
-from service.api.payloads import json_chunks, numbers_in
+from service.api.payloads import FIRST_UNSAFE_ORJSON, check_serialiser, json_chunks, numbers_in
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _body() -> dict[str, Any]:
@@ -63,3 +67,21 @@ def test_very_wide_rows_are_cut_too() -> None:
         pieces = list(json_chunks({"a": array}, 10_000))
         assert b"".join(pieces) == orjson.dumps({"a": array}, option=orjson.OPT_SERIALIZE_NUMPY)
         assert max(len(piece) for piece in pieces) < 10_000 * 25
+
+
+@pytest.mark.parametrize("version", ["3.12.0", "3.13.0", "3.14.1", "4.0.0"])
+def test_an_orjson_that_corrupts_the_heap_is_refused(version: str) -> None:
+    with pytest.raises(RuntimeError, match=rf"orjson {version} is installed.*install orjson<3\.12"):
+        check_serialiser(version)
+
+
+@pytest.mark.parametrize("version", ["3.10.0", "3.11.9"])
+def test_the_orjson_versions_found_safe_are_accepted(version: str) -> None:
+    check_serialiser(version)
+
+
+def test_the_installed_orjson_is_accepted_and_pyproject_pins_below_the_first_unsafe_one() -> None:
+    check_serialiser()  # the installed version: what the test run serves with
+    requirements = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    (orjson_requirement,) = [r for r in requirements if r.startswith("orjson")]
+    assert f"<{'.'.join(map(str, FIRST_UNSAFE_ORJSON))}" in orjson_requirement.split(",")
