@@ -9,7 +9,7 @@ weight broadcast along the last dimension:
   +-1e300 give exact losses; ``dl/dx = w * ((1 - y) - (1 + (pw - 1) * y) * sigmoid(-x))``.
 * probabilities p (``nn.BCELoss``): ``p`` is first clipped to ``[epsilon, 1 - epsilon]`` (as scikit-learn
   and Keras), then ``l = -w * (y * max(log p, -100) + (1 - y) * max(log(1 - p), -100))``, and
-  ``dl/dp = w * (p - y) / max(p * (1 - p), 1e-12)`` inside the clip, 0 outside (PyTorch's backward).
+  ``dl/dp = w * (p - y) / max(p * (1 - p), float32(1e-12))`` inside the clip, 0 outside (PyTorch's backward).
 
 Label smoothing is Keras's: ``y' = y * (1 - s) + 0.5 * s``. ``"mean"`` averages over every element
 (weights are not in the denominator).
@@ -51,9 +51,11 @@ DEFAULT_BINARY_OUTPUTS: Final[tuple[BinaryOutput, ...]] = ("losses", "sigmoid")
 _INPUT_KINDS: Final[tuple[str, ...]] = get_args(BinaryInputKind)
 _BINARY_OUTPUTS: Final[tuple[str, ...]] = get_args(BinaryOutput)
 
-#: PyTorch's BCELoss floor for log p and log(1 - p), and its backward's floor for p * (1 - p).
+#: PyTorch's BCELoss floor for log p and log(1 - p).
 _LOG_FLOOR: Final = -100.0
-_GRAD_DENOMINATOR_FLOOR: Final = 1e-12
+#: Its backward's floor for p * (1 - p): the constant 1e-12 as a float32 (9.99999996e-13), in float64
+#: arithmetic too, as PyTorch 2.13 computes it; exactly 1e-12 would differ by 4e-9 relative where it applies.
+_GRAD_DENOMINATOR_FLOOR: Final = float(np.float32(1e-12))
 
 
 @dataclass(frozen=True, slots=True)
