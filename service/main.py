@@ -15,7 +15,7 @@ from service.api.arrays import ArrayLimits
 from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
 from service.api.metrics import ServiceMetrics
-from service.api.middleware import BearerAuth, RequestObserver
+from service.api.middleware import BearerAuth, HeadAsGet, RequestObserver
 from service.api.openapi import build_openapi
 from service.api.payloads import check_serialiser
 from service.api.routes import health, operations, v1_routes
@@ -148,9 +148,10 @@ def create_app(
     install_docs(app, title=app.title)
 
     # The same middleware, innermost first, around the whole app and around the lean front door:
-    # BearerAuth (when keys are set), CORS (outside it, so that preflights need no key), the observer.
+    # HeadAsGet, BearerAuth (when keys are set), CORS (outside it, so that preflights need no key),
+    # the observer.
     keys = [key.get_secret_value() for key in settings.api_keys]
-    layers: list[tuple[Any, dict[str, Any]]] = []
+    layers: list[tuple[Any, dict[str, Any]]] = [(HeadAsGet, {})]
     if keys:
         layers.append((BearerAuth, {"keys": keys, "public_prefixes": _public_prefixes(settings)}))
     if settings.cors_origins:

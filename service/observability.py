@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from contextvars import ContextVar
 from typing import Any, Final, Literal
 
-__all__ = ["ACCESS_LOGGER", "REQUEST_ID", "JsonFormatter", "RequestIdFilter", "logging_config"]
+__all__ = [
+    "ACCESS_LOGGER",
+    "REQUEST_ID",
+    "JsonFormatter",
+    "RequestIdFilter",
+    "TextFormatter",
+    "logging_config",
+]
 
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
 ACCESS_LOGGER: Final = "service.access"
@@ -56,12 +64,30 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+#: C0 and C1 control characters (and DEL): a percent-decoded path may carry any of them.
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character written as ``\\xNN``: one record stays one line, and no
+    terminal escape sequence reaches whoever reads the log."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
+class TextFormatter(logging.Formatter):
+    """The plain-text line; what a client sent (a path, say) cannot forge a line or an escape sequence.
+    A traceback, which is the service's own text, keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        return escape_controls(super().formatMessage(record))
+
+
 def logging_config(level: str, style: Literal["json", "text"] = "json") -> dict[str, Any]:
     """A dictConfig for the service and uvicorn; uvicorn's own access log is replaced by ours."""
     formatter = (
         {"()": JsonFormatter}
         if style == "json"
-        else {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
+        else {"()": TextFormatter, "fmt": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
     )
     handler = {
         "class": "logging.StreamHandler",

@@ -105,14 +105,23 @@ def _is_number(value: Any) -> bool:
 
 
 def _leaves(value: Any, path: tuple[int, ...] = ()) -> Iterator[tuple[tuple[int, ...], Any]]:
-    """Every non-list value with its index path, in document order (no recursion limit issues)."""
-    stack: list[tuple[tuple[int, ...], Any]] = [(path, value)]
+    """Every non-list value with its index path, in document order (no recursion limit issues).
+
+    Lazy at every level: a search that stops at the first leaf costs O(depth), not O(size), so that
+    refusing ``[{}, {}, ...]`` costs no more than reading it."""
+    if not isinstance(value, list):
+        yield path, value
+        return
+    stack: list[tuple[tuple[int, ...], Iterator[tuple[int, Any]]]] = [(path, enumerate(value))]
     while stack:
-        where, item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(((*where, i), child) for i, child in reversed(list(enumerate(item))))
+        where, items = stack[-1]
+        for i, child in items:
+            if isinstance(child, list):
+                stack.append(((*where, i), enumerate(child)))
+                break
+            yield (*where, i), child
         else:
-            yield where, item
+            stack.pop()
 
 
 def _first_leaf(value: Any, predicate: Callable[[Any], bool]) -> tuple[tuple[int, ...], Any] | None:
@@ -229,6 +238,9 @@ def json_to_array(
             raise _not_a_number(field, *found)
         # Only numbers, but NumPy kept Python objects: integers beyond 64 bits.
         return _finish(_convert_big_integers(value, field, numbers), numbers)
+    if numbers == "number" and array.dtype.kind == "f" and _holds_big_integer(value, array):
+        # NumPy made floats of integers that int64 and uint64 could not hold together.
+        return _finish(_convert_big_integers(value, field, numbers), numbers)
     if array.dtype.kind == "u" and numbers == "number":
         # NumPy chose uint64: some integer is >= 2**63, which no class index can be.
         return _finish(_convert_big_integers(value, field, numbers), numbers)
@@ -247,6 +259,22 @@ def _checked_array(array: NDArray[Any], field: str, numbers: NumberKind, limits:
         )
         raise ArrayError((), msg, "too_many_elements")
     return _finish(array, numbers)
+
+
+def _holds_big_integer(value: Any, array: NDArray[Any]) -> bool:
+    """Whether a float array read from JSON holds an integer of 2**63 or more (rare: checked only
+    when some value is that large)."""
+    if not array.size or not np.any(np.abs(array) >= 2.0**63):
+        return False
+    return (
+        _first_leaf(
+            value,
+            lambda item: (
+                isinstance(item, int) and not isinstance(item, bool) and not -(2**63) <= item < 2**63
+            ),
+        )
+        is not None
+    )
 
 
 def _has_bool(value: Any) -> bool:

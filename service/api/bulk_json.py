@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any, Final
 
 import numpy as np
@@ -50,10 +50,12 @@ def decode_bulk(
     max_dims: int = 8,
     min_span_bytes: int = MIN_SPAN_BYTES,
     chunk_bytes: int = CHUNK_BYTES,
+    check_envelope: Callable[[bytes], None] | None = None,
 ) -> dict[str, Any] | None:
     """The body's top-level object with the large arrays among ``array_fields`` as NumPy arrays
     (float64, or int64 when every element is a JSON integer), or ``None`` to say "parse it the
-    ordinary way"."""
+    ordinary way". ``check_envelope`` is called with the rest of the body (the arrays cut out) before
+    it is parsed, and may raise to refuse the body."""
     if b"\\" in body:
         return None  # escapes make quote scanning ambiguous; rare in numeric payloads
     spans = _array_spans(body, array_fields, min_span_bytes)
@@ -65,13 +67,21 @@ def decode_bulk(
         if array is None:
             return None
         arrays[name] = array
-    return _parse_envelope(body, spans, arrays)
+    return _parse_envelope(body, spans, arrays, check_envelope)
 
 
-def _quotes(body: bytes | bytearray) -> list[int]:
+#: A numeric payload has a few dozen quotes (its keys and a few string options): a body with more is
+#: parsed the ordinary way, which refuses unknown keys without reading them all.
+MAX_QUOTES: Final = 256
+
+
+def _quotes(body: bytes | bytearray) -> list[int] | None:
+    """Where the quotes are, or None when there are more than ``MAX_QUOTES``."""
     positions: list[int] = []
     position = body.find(b'"')
     while position != -1:
+        if len(positions) == MAX_QUOTES:
+            return None
         positions.append(position)
         position = body.find(b'"', position + 1)
     return positions
@@ -93,7 +103,7 @@ def _array_spans(
     closing brace. A wrong guess here is caught by the checks that follow.
     """
     quotes = _quotes(body)
-    if len(quotes) % 2:
+    if quotes is None or len(quotes) % 2:
         return {}
     closing = body.rfind(b"}")
     spans: dict[str, tuple[int, int]] = {}
@@ -119,7 +129,7 @@ def _array_spans(
             while end > start and body[end - 1] in _WHITESPACE:
                 end -= 1
         if name in spans:
-            return {}  # a duplicate key: let the ordinary parser apply JSON's last-one-wins
+            return {}  # a duplicate key: the ordinary path refuses it
         if end - start >= min_span_bytes:
             spans[name] = (start, end)
     return spans
@@ -195,7 +205,10 @@ def _parse_group(piece: bytes) -> NDArray[Any] | None:
 
 
 def _parse_envelope(
-    body: bytes | bytearray, spans: dict[str, tuple[int, int]], arrays: dict[str, NDArray[Any]]
+    body: bytes | bytearray,
+    spans: dict[str, tuple[int, int]],
+    arrays: dict[str, NDArray[Any]],
+    check_envelope: Callable[[bytes], None] | None,
 ) -> dict[str, Any] | None:
     ordered = sorted(spans.items(), key=lambda item: item[1][0])
     parts: list[bytes] = []
@@ -207,6 +220,8 @@ def _parse_envelope(
     envelope = b"".join(parts)
     if envelope.count(_PLACEHOLDER) != len(spans):
         return None
+    if check_envelope is not None:
+        check_envelope(envelope)
     try:
         document = orjson.loads(envelope)
     except orjson.JSONDecodeError:

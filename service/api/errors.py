@@ -145,6 +145,12 @@ def _pydantic_issue(error: Any) -> Issue:
     msg = _PYDANTIC_MESSAGES.get(kind, str(error.get("msg", "invalid value")))
     if "detail" in context:
         return Issue(loc, str(context["detail"]), kind)
+    if kind == "too_long" and "max_length" in context:
+        where = format_loc(loc)
+        msg = (
+            f"{context.get('actual_length', 'too many')} items; at most {context['max_length']} are accepted"
+        )
+        return Issue(loc, f"{where}: {msg}" if where else msg, kind)
     if kind == "extra_forbidden" and loc == ("labels",):
         # With AliasChoices("target", "labels"), a body with both keys reads `target` and leaves
         # `labels` over.

@@ -31,7 +31,7 @@ from service.api.errors import Problem
 from service.api.metrics import ServiceMetrics
 from service.observability import ACCESS_LOGGER, REQUEST_ID
 
-__all__ = ["BearerAuth", "RequestObserver", "request_state"]
+__all__ = ["CLIENT_CLOSED_REQUEST", "BearerAuth", "HeadAsGet", "RequestObserver", "request_state"]
 
 logger = logging.getLogger("service.errors")
 access_logger = logging.getLogger(ACCESS_LOGGER)
@@ -39,6 +39,9 @@ access_logger = logging.getLogger(ACCESS_LOGGER)
 _SANE_REQUEST_ID: Final = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _ALWAYS: Final = ((b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store"))
 _PROBLEM: Final = b"application/problem+json"
+#: nginx's status for a request whose client went away before it was answered: logged and counted as
+#: such, never sent (there is no one to send it to).
+CLIENT_CLOSED_REQUEST: Final = 499
 
 
 # Generated ids: a random 64-bit prefix per process and a counter, 32 hex digits like a UUID's, unique
@@ -61,6 +64,28 @@ def _route_name(scope: Scope) -> str:
     route = scope.get("route")
     # Only known route templates become labels: arbitrary paths would blow up the metric cardinality.
     return getattr(route, "path", None) or "unmatched"
+
+
+class HeadAsGet:
+    """``HEAD`` is answered wherever ``GET`` is (RFC 9110, 9.3.2): as ``GET``, with the same status
+    and headers and no body. Routes that do not take ``GET`` answer 405 as before."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_without_body)
 
 
 class RequestObserver:
@@ -115,6 +140,8 @@ class RequestObserver:
                 problem = Problem(500, "the service failed to handle this request; it has been logged")
                 await _send_problem(send_with_headers, problem)
         finally:
+            if not response_started and state.get("client_gone"):
+                status = CLIENT_CLOSED_REQUEST  # the client's doing, not a server error
             self.metrics.in_flight.dec()
             seconds = time.perf_counter() - started
             route = _route_name(scope)

@@ -42,8 +42,10 @@ from service.api.errors import (
     problem_from_invalid_input,
     problem_from_validation_error,
 )
+from service.api.json_keys import check_keys
 from service.api.middleware import request_state
 from service.api.payloads import json_body, numbers_in
+from service.api.schemas import known_keys
 from service.core import InvalidInputError
 
 __all__ = ["BodyDeadlines", "ComputeGate", "LeanJSONRoute", "RawBodyRoute", "Reply", "TransportLimits"]
@@ -278,6 +280,7 @@ class RawBodyRoute(APIRoute):
                 await self._refuse(scope, send, problem)
                 return
             except _Disconnected:
+                request_state(scope)["client_gone"] = True
                 return
             await _send(send, self.respond(body, scope))
             return
@@ -288,6 +291,7 @@ class RawBodyRoute(APIRoute):
                 await self._refuse(scope, send, problem)
                 return
             except _Disconnected:
+                request_state(scope)["client_gone"] = True
                 return
             if len(body) > self.limits.offload_bytes:
                 reply = await anyio.to_thread.run_sync(self.respond, body, scope)
@@ -353,6 +357,11 @@ class RawBodyRoute(APIRoute):
         for name, value in scope["headers"]:
             if name == b"content-type":
                 media_type = _media_type(value)
+            elif name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+                # Compressed bodies are not read (tritonclient can gzip requests): a clear refusal
+                # beats a JSON parse error, and a body that is not what it says is never parsed.
+                shown = value.decode("latin-1")[:40]
+                raise Problem(415, f"Content-Encoding {shown} is not supported; send the body uncompressed")
             elif name == b"content-length":
                 if not (value.isdigit() and value.isascii()):
                     raise Problem(400, "the Content-Length header is not a number")
@@ -403,16 +412,26 @@ class LeanJSONRoute(RawBodyRoute):
         self._array_fields = tensor_fields(self._model)
         self._arrays_in_order = [name for name in self._model.model_fields if name in self._array_fields]
         self._compute = endpoint
+        self._known_keys = known_keys(self._model)
 
     def _parse(self, body: bytearray) -> BaseModel:
         if len(body) >= BULK_MIN_BODY_BYTES:
-            document = decode_bulk(body, self._array_fields, max_dims=self.limits.arrays.max_dims)
+            document = decode_bulk(
+                body,
+                self._array_fields,
+                max_dims=self.limits.arrays.max_dims,
+                check_envelope=self._check_keys,
+            )
             if document is not None:
                 # The large arrays are checked already; the lists left (under MIN_SPAN_BYTES of
                 # text) are walked for booleans, which costs less than searching the whole body.
                 context = {"limits": self.limits.arrays, "may_contain_bool": True}
                 return self._model.model_validate(document, context=context)
+        self._check_keys(body)
         return self._model.model_validate_json(body, context=decode_context(body, self.limits.arrays))
+
+    def _check_keys(self, text: bytes | bytearray) -> None:
+        check_keys(text, self._known_keys, max_depth=1)  # /v1 bodies are one flat object
 
     def respond(self, body: bytearray, scope: Scope) -> Reply:
         state = request_state(scope)

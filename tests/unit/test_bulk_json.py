@@ -15,7 +15,8 @@ from hypothesis.extra import numpy as hnp
 from service.api.bulk_json import decode_bulk
 
 FIELDS = frozenset({"logits", "target", "labels", "weight"})
-SMALL = {"min_span_bytes": 1, "chunk_bytes": 7}  # every array is a span; chunks cut everywhere
+# Every array is a span; chunks are cut everywhere.
+SMALL: dict[str, Any] = {"min_span_bytes": 1, "chunk_bytes": 7}
 
 
 def _reference(body: bytes) -> dict[str, Any]:

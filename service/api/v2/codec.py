@@ -36,7 +36,9 @@ from pydantic import ValidationError
 
 from service.api.arrays import ArrayError, ArrayLimits, json_to_array
 from service.api.errors import issues_from_validation_error
+from service.api.json_keys import check_keys
 from service.api.payloads import json_body
+from service.api.schemas import known_keys
 from service.api.v2.protocol import DATATYPES, InferenceRequest, ParameterValue, RequestInput
 from service.core import InvalidInputError, Issue
 from service.core.checks import cast_to_dtype, check_finite, issues_at, raise_if
@@ -142,11 +144,7 @@ def _json(value: ParameterValue) -> str:
 
 
 def header_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
-    """The ``Inference-Header-Content-Length`` of a request (ASGI headers), or None without one.
-
-    A compressed body (``Content-Encoding``) is refused here: tritonclient can gzip requests, and a
-    clear "not supported" beats a JSON parse error.
-    """
+    """The ``Inference-Header-Content-Length`` of a request (ASGI headers), or None without one."""
     length: int | None = None
     for name, value in headers:
         if name == HEADER_LENGTH:
@@ -155,10 +153,6 @@ def header_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
                 msg = f"the Inference-Header-Content-Length header is {text[:40]!r}, not a byte count"
                 raise _fail((), msg, "header")
             length = int(text)
-        elif name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
-            shown = value.decode("latin-1")[:40]
-            msg = f"Content-Encoding {shown} is not supported; send the body uncompressed"
-            raise _fail((), msg, "header")
     return length
 
 
@@ -220,6 +214,8 @@ def decode_request(body: bytes | bytearray, header_length: int | None, limits: A
 
 
 def _parse_header(header: bytes | bytearray, *, binary_follows: bool) -> InferenceRequest:
+    # The deepest object of a request: inputs[i].parameters.
+    check_keys(header, known_keys(InferenceRequest), max_depth=3)
     try:
         return InferenceRequest.model_validate_json(header)
     except ValidationError as error:
@@ -230,7 +226,9 @@ def _parse_header(header: bytes | bytearray, *, binary_follows: bool) -> Inferen
             issue = Issue((), "the inference request must be a JSON object", issue.kind)
         elif issue.kind == "json_invalid":
             msg = issue.msg.replace("the body is not valid JSON", "the JSON header is not valid JSON")
-            if not binary_follows:
+            if not binary_follows and "trailing" in msg:
+                # Bytes after the JSON: most likely binary tensors, sent without the header that says
+                # where the JSON ends.
                 msg += " (a body with binary tensors needs the Inference-Header-Content-Length header)"
             issue = Issue((), msg, issue.kind)
         fixed.append(issue)
@@ -342,6 +340,14 @@ def _check_shape(name: str, shape: list[int], limits: ArrayLimits) -> tuple[int,
         msg = f"input '{name}' has {len(shape)} dimensions; at most {limits.max_dims} are accepted"
         raise _fail((name, "shape"), msg, "too_many_dims")
     count = math.prod(shape)
+    widest = max(shape, default=0)
+    if count == 0 and widest > limits.max_elements:
+        # No elements, yet a dimension NumPy could not lay out (an empty array still has strides).
+        msg = (
+            f"input '{name}' of shape {shape} has a dimension of {widest}; at most "
+            f"{limits.max_elements} are accepted per dimension (XENT_MAX_ELEMENTS)"
+        )
+        raise _fail((name, "shape"), msg, "too_many_elements")
     if count > limits.max_elements:
         msg = (
             f"input '{name}' of shape {shape} has {count} elements; at most {limits.max_elements} "

@@ -34,6 +34,8 @@ from pydantic import (
 )
 from typing_extensions import TypeAliasType
 
+from service.api.schemas import RequestModel
+
 __all__ = [
     "DATATYPES",
     "Datatype",
@@ -65,7 +67,9 @@ ParameterValue = (
     | Annotated[StrictFloat, Field(allow_inf_nan=False)]
     | StrictStr
 )
-Parameters = dict[str, ParameterValue]
+Parameters = Annotated[dict[str, ParameterValue], Field(max_length=32)]
+#: The most input or output tensors one request may name (no model has more than 8).
+MAX_TENSORS: Final = 16
 
 #: Documentation type for tensor contents: numbers or booleans, flat or nested, row-major.
 TensorData = TypeAliasType("TensorData", "list[float | bool | TensorData]")
@@ -79,7 +83,7 @@ def _as_parsed(value: Any) -> Any:
     return value
 
 
-class RequestInput(BaseModel):
+class RequestInput(RequestModel):
     """One input tensor: its contents in ``data``, or ``binary_data_size`` bytes after the JSON."""
 
     model_config = _STRICT
@@ -110,7 +114,7 @@ class RequestInput(BaseModel):
     )
 
 
-class RequestOutput(BaseModel):
+class RequestOutput(RequestModel):
     """An output the client wants back, and how."""
 
     model_config = _STRICT
@@ -122,7 +126,7 @@ class RequestOutput(BaseModel):
     )
 
 
-class InferenceRequest(BaseModel):
+class InferenceRequest(RequestModel):
     """An inference request (the JSON header, or the whole body when no tensor is binary)."""
 
     model_config = _STRICT
@@ -142,9 +146,13 @@ class InferenceRequest(BaseModel):
             "model's description), and `binary_data_output`: true for every output as binary data."
         ),
     )
-    inputs: list[RequestInput] = Field(description="The input tensors, each name at most once.")
+    # Bounds far above what any model takes, so that a body of a thousand tensors is refused at once.
+    inputs: list[RequestInput] = Field(
+        max_length=MAX_TENSORS, description="The input tensors, each name at most once."
+    )
     outputs: list[RequestOutput] | None = Field(
         default=None,
+        max_length=MAX_TENSORS,
         description="The outputs to return, in this order; absent: the model's default outputs.",
     )
 

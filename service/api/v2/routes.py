@@ -143,11 +143,12 @@ class InferRoute(RawBodyRoute):
             return self.reply_to_problem(problem)
         except (ValueError, TypeError, OverflowError) as error:
             # A request odd in a way no check above foresaw: still the client's, so a 400 and not a
-            # 500, but logged with its traceback, since a check is missing somewhere.
-            logger.warning("unforeseen invalid /v2 request", exc_info=error)
+            # 500. The client is not shown Python's words; the log says what failed (one line: it is
+            # a client's mistake, not the service's), so that the missing check can be added.
+            logger.warning("unforeseen invalid /v2 request: %s: %.200s", type(error).__name__, error)
             state["problem_kinds"] = ["unforeseen"]
             return self.reply_to_problem(
-                v2_problem(400, f"the request could not be read: {str(error)[:200]}")
+                v2_problem(400, "the request could not be read: its tensors do not fit together")
             )
         if request.inputs:
             first = request.inputs[0].array
