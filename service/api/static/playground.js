@@ -15,7 +15,10 @@
         { values: [-1, 0.5, 2], target: 1 },
         { values: [-1, 0.5, 3], target: 2 },
       ],
-      note: "The article's 3-class example: two samples, a dog (class 1) and a horse (class 2).",
+      note:
+        "The article's 3-class example, which it checks against PyTorch: two samples, a dog " +
+        "(class 1) and a horse (class 2), as raw scores (logits). Softmax turns each row into " +
+        "probabilities; the loss is −log of the true class's. Drag a slider and watch both move.",
     },
     fashion: {
       mode: "probabilities",
@@ -30,8 +33,9 @@
         },
       ],
       note:
-        "The article's Fashion-MNIST prediction from a half-trained network: the image is a coat " +
-        "(class 4), which gets only 0.0875.",
+        "The article's Fashion-MNIST prediction by a half-trained network, as probabilities: the " +
+        "image is a coat (class 4), which gets only 0.0875, so the loss is −log 0.0875 = 2.4361. " +
+        "Give the coat more (and another class less, so that they still sum to 1) to see it fall.",
     },
   };
 
@@ -53,6 +57,7 @@
   let timer = null;
   let curvePoints = null;
   let rowViews = [];
+  let answered = 0; // answers shown so far, on <body data-answered>: the browser tests wait on it
 
   const $ = (id) => document.getElementById(id);
   const fixed = (value) => (value === null || value === undefined ? "—" : value.toFixed(4));
@@ -146,12 +151,13 @@
     if (problem) {
       showProblem(problem);
       document.body.dataset.state = "problem";
-      return;
+    } else {
+      hideProblem();
+      lastGood = { result: answer.value, view: view ? view.value : null, body };
+      paint();
+      document.body.dataset.state = "ready";
     }
-    hideProblem();
-    lastGood = { result: answer.value, view: view ? view.value : null, body };
-    paint();
-    document.body.dataset.state = "ready";
+    document.body.dataset.answered = String(++answered);
   }
 
   // ---- problems ----------------------------------------------------------------------------------
@@ -226,8 +232,9 @@
     const range = sliderRange();
     const cells = state.classes.map((name, c) => {
       const line = html("div", { class: "class-row" + (c === row.target ? " is-target" : "") }, grid);
-      const label = html("label", { for: "value-" + r + "-" + c, class: "class-name" }, line, name);
-      if (c === row.target) html("span", { class: "badge" }, label, "true");
+      const nameCell = html("span", { class: "name-cell" }, line);
+      html("label", { for: "value-" + r + "-" + c, class: "class-name" }, nameCell, name);
+      if (c === row.target) html("span", { class: "badge" }, nameCell, "true class");
       const number = html("input", {
         id: "value-" + r + "-" + c, type: "number", step: "any", class: "value",
         value: row.values[c] === null ? "" : row.values[c],
@@ -274,7 +281,9 @@
     html("p", { class: "weights-title" }, box, "Class weights");
     state.classes.forEach((name, c) => {
       const label = html("label", { class: "weight" }, box, name + " ");
-      const input = html("input", { type: "number", step: "any", min: "0", value: state.weights[c] }, label);
+      const input = html("input", {
+        type: "number", step: "any", min: "0", value: state.weights[c], "aria-label": "Weight of " + name,
+      }, label);
       input.addEventListener("input", () => {
         state.weights[c] = parseNumber(input);
         schedule();
@@ -397,7 +406,7 @@
         svg("text", { x: cx, y: cy + 4, "text-anchor": "middle", class: "marker-label" }, chart).textContent = String(r + 1);
         const anchor = p > 0.6 ? "end" : "start";
         const dx = p > 0.6 ? -12 : 12;
-        svg("text", { x: cx + dx, y: cy - (p > 0.6 ? 14 : 8), "text-anchor": anchor, class: "marker-text" }, chart).textContent =
+        svg("text", { x: cx + dx, y: cy - (p > 0.6 ? 20 : 8), "text-anchor": anchor, class: "marker-text" }, chart).textContent =
           "p = " + fixed(p) + ", −log p = " + minus(fixed(logp)) + (logp > CURVE_MAX ? " (off the chart)" : "");
         marks.push("sample " + (r + 1) + " at p = " + fixed(p) + ", −log p = " + fixed(logp));
       });
@@ -458,7 +467,7 @@
     lastGood = null;
     document.querySelector('input[name="mode"][value="' + state.mode + '"]').checked = true;
     $("example").value = name;
-    $("example").setAttribute("title", example.note);
+    $("example-note").textContent = example.note;
     $("temperature").disabled = $("temperature-slider").disabled = state.mode !== "logits";
     buildWeights();
     buildRows();
