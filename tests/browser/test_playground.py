@@ -258,19 +258,29 @@ def test_an_invalid_entry_shows_the_services_message(
     expect(page.get_by_role("alert")).to_be_visible()
     assert playground.problem() == problem["detail"]
     assert "logits[1][2]" in playground.problem()
-    # The charts stay, marked as the last accepted input's: never blank.
+    expect(page.locator("#value-1-2")).to_have_attribute("aria-invalid", "true")
+    # The charts stay, greyed as the last accepted input's: never blank.
     assert page.locator("#rows .bar .fill").count() == 6
     assert page.locator("#rows .results.stale").count() > 0
     assert playground.batch_loss() == "0.9185"
+    assert serious_accessibility_violations(page) == []
 
     playground.act(lambda: page.locator("#value-1-2").fill("3"))
     expect(page.get_by_role("alert")).to_be_hidden()
+    expect(page.locator("#value-1-2")).not_to_have_attribute("aria-invalid", "true")
 
     playground.act(lambda: page.select_option("#example", "fashion"))
     playground.act(lambda: page.locator("#value-0-0").fill("0.5"))
     sums = _api(playground.server, {**FASHION, "probabilities": [[0.5, *FASHION["probabilities"][0][1:]]]})
     assert playground.problem() == sums["detail"]
     assert "sum" in sums["detail"]
+
+    playground.act(lambda: page.locator("#value-0-0").fill("0.1058"))
+    playground.act(lambda: page.get_by_label("Class weights").check())
+    playground.act(lambda: page.get_by_label("Weight of Coat").fill("-1"))
+    negative = _api(playground.server, {**FASHION, "weight": [1, 1, 1, 1, -1, 1, 1, 1, 1, 1]})
+    assert playground.problem() == negative["detail"]
+    expect(page.get_by_label("Weight of Coat")).to_have_attribute("aria-invalid", "true")
 
 
 def test_the_page_works_from_the_keyboard(playground: Playground) -> None:

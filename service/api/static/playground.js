@@ -175,14 +175,34 @@
     if (problem.status === 401) {
       html("p", {}, box, "Enter a key in the API key field above.");
     }
-    if (lastGood) html("p", { class: "note" }, box, "The charts below show the last input the service accepted.");
+    if (lastGood) html("p", { class: "note" }, box, "The charts below, greyed, show the last input the service accepted.");
     box.hidden = false;
     document.querySelectorAll(".results").forEach((element) => element.classList.add("stale"));
+    markInvalid(problem.errors || []);
   }
 
   function hideProblem() {
     $("problem").hidden = true;
     document.querySelectorAll(".results").forEach((element) => element.classList.remove("stale"));
+    markInvalid([]);
+  }
+
+  function fieldOf(loc) {
+    // The input a problem's location names, if the page has one for it.
+    if (!Array.isArray(loc)) return null;
+    const [name, first, second] = loc;
+    if (name === state.mode && loc.length === 3) return $("value-" + first + "-" + second);
+    if (name === "weight" && loc.length === 2) return $("weight-" + first);
+    const single = { label_smoothing: "smoothing", ignore_index: "ignore-index", temperature: "temperature" };
+    return single[name] ? $(single[name]) : null;
+  }
+
+  function markInvalid(errors) {
+    document.querySelectorAll("[aria-invalid]").forEach((element) => element.removeAttribute("aria-invalid"));
+    for (const error of errors) {
+      const field = fieldOf(error.loc);
+      if (field) field.setAttribute("aria-invalid", "true");
+    }
   }
 
   // ---- building the rows -------------------------------------------------------------------------
@@ -282,7 +302,8 @@
     state.classes.forEach((name, c) => {
       const label = html("label", { class: "weight" }, box, name + " ");
       const input = html("input", {
-        type: "number", step: "any", min: "0", value: state.weights[c], "aria-label": "Weight of " + name,
+        id: "weight-" + c, type: "number", step: "any", min: "0", value: state.weights[c],
+        "aria-label": "Weight of " + name,
       }, label);
       input.addEventListener("input", () => {
         state.weights[c] = parseNumber(input);
