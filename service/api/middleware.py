@@ -157,6 +157,8 @@ class BearerAuth:
 
     CORS preflights carry no credentials; CORSMiddleware, outside this layer, answers them itself
     when CORS is configured. Without CORS an OPTIONS request is like any other and needs a key.
+    ``public_prefixes`` need no key, nor do ``public_paths``, matched whole (the front page, ``/``,
+    cannot be a prefix).
     """
 
     def __init__(
