@@ -17,6 +17,7 @@ from service.api.errors import install_error_handlers
 from service.api.metrics import ServiceMetrics
 from service.api.middleware import BearerAuth, HeadAsGet, RequestObserver
 from service.api.openapi import build_openapi
+from service.api.pages import PUBLIC_PAGE_PATHS, PUBLIC_PAGE_PREFIXES, install_pages
 from service.api.payloads import check_serialiser
 from service.api.routes import health, operations, v1_routes
 from service.api.routing import BodyDeadlines, ComputeGate, RawBodyRoute, TransportLimits
@@ -42,7 +43,7 @@ Errors are RFC 9457 `application/problem+json`, naming the field, the position a
 
 HEALTH_PATHS = ("/health/", "/v2/health/")
 METRICS_PATHS = ("/metrics",)
-DOCS_PATHS = ("/docs", "/openapi.json", "/redoc")
+DOCS_PATHS = ("/docs", "/openapi.json", "/redoc", *PUBLIC_PAGE_PREFIXES)
 
 
 def _public_prefixes(settings: Settings) -> tuple[str, ...]:
@@ -54,6 +55,11 @@ def _public_prefixes(settings: Settings) -> tuple[str, ...]:
     if settings.public_docs:
         prefixes += DOCS_PATHS
     return prefixes
+
+
+def _public_paths(settings: Settings) -> tuple[str, ...]:
+    """Paths public as they are (not as prefixes): the front page, with the documentation."""
+    return PUBLIC_PAGE_PATHS if settings.public_docs else ()
 
 
 class ServiceApp(FastAPI):
@@ -146,6 +152,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(operations.router)
     install_docs(app, title=app.title)
+    install_pages(app)
 
     # The same middleware, innermost first, around the whole app and around the lean front door:
     # HeadAsGet, BearerAuth (when keys are set), CORS (outside it, so that preflights need no key),
@@ -153,7 +160,8 @@ def create_app(
     keys = [key.get_secret_value() for key in settings.api_keys]
     layers: list[tuple[Any, dict[str, Any]]] = [(HeadAsGet, {})]
     if keys:
-        layers.append((BearerAuth, {"keys": keys, "public_prefixes": _public_prefixes(settings)}))
+        public = {"public_prefixes": _public_prefixes(settings), "public_paths": _public_paths(settings)}
+        layers.append((BearerAuth, {"keys": keys, **public}))
     if settings.cors_origins:
         cors = {
             "allow_origins": settings.cors_origins,

@@ -104,7 +104,10 @@ class Settings(BaseSettings):
     public_health: bool = Field(default=True, description="Health probes need no key (XENT_PUBLIC_HEALTH).")
     public_metrics: bool = Field(default=True, description="/metrics needs no key (XENT_PUBLIC_METRICS).")
     public_docs: bool = Field(
-        default=True, description="/docs and /openapi.json need no key (XENT_PUBLIC_DOCS)."
+        default=True,
+        description=(
+            "/docs, /redoc, /openapi.json, the front page and the playground need no key (XENT_PUBLIC_DOCS)."
+        ),
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

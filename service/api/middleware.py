@@ -184,13 +184,23 @@ class BearerAuth:
 
     CORS preflights carry no credentials; CORSMiddleware, outside this layer, answers them itself
     when CORS is configured. Without CORS an OPTIONS request is like any other and needs a key.
+    ``public_prefixes`` need no key, nor do ``public_paths``, matched whole (the front page, ``/``,
+    cannot be a prefix).
     """
 
-    def __init__(self, app: ASGIApp, *, keys: Iterable[str], public_prefixes: Iterable[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        keys: Iterable[str],
+        public_prefixes: Iterable[str],
+        public_paths: Iterable[str] = (),
+    ) -> None:
         self.app = app
         # Comparing digests makes every comparison the same length, so timing reveals nothing.
         self.digests = [hashlib.sha256(key.encode()).digest() for key in keys]
         self.public_prefixes = tuple(public_prefixes)
+        self.public_paths = frozenset(public_paths)
 
     def _authorized(self, scope: Scope) -> tuple[bool, bool]:
         """(authorized, a credential was presented)."""
@@ -207,7 +217,12 @@ class BearerAuth:
         return False, False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.digests or scope["path"].startswith(self.public_prefixes):
+        if (
+            scope["type"] != "http"
+            or not self.digests
+            or scope["path"].startswith(self.public_prefixes)
+            or scope["path"] in self.public_paths
+        ):
             await self.app(scope, receive, send)
             return
         authorized, presented = self._authorized(scope)

@@ -1,49 +1,19 @@
 """Swagger UI in a real browser, offline: the article's example, tried out and executed.
 
-Headless Debian Chromium (``/usr/bin/chromium``) driven by Playwright; Playwright's own browser
-download is never used. ``scripts/test`` installs Chromium with apt when it is missing.
+Headless Debian Chromium (``/usr/bin/chromium``) driven by Playwright (the ``browser`` fixture of
+``tests/browser/conftest.py``).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.live import LiveServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
-        pytest.skip(
-            "BROWSER TEST NOT RUN: /usr/bin/chromium is missing (scripts/test installs Debian's "
-            "chromium with apt; install it to run this test)"
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
-        yield launched
-        launched.close()
 
 
 def test_the_seed_example_runs_in_swagger_ui_offline(browser: object, live_server: LiveServer) -> None:
