@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -58,10 +59,8 @@ class ProblemError(XentError):
         title = response.reason_phrase or "Error"
         header_id = response.headers.get("x-request-id")
         body: Any = None
-        try:
+        with contextlib.suppress(ValueError):
             body = json.loads(response.content)
-        except ValueError:
-            pass
         if not isinstance(body, dict):
             text = response.content[:200].decode("utf-8", "replace").strip().splitlines()
             detail = text[0] if text else f"HTTP {status} with an empty body"

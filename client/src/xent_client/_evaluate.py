@@ -143,7 +143,8 @@ class Plan:
                     dtype = np.float32 if self.dtype == "float32" else np.float64
                     self._losses = np.empty((self.total_rows, *target.shape[1:]), dtype=dtype)
             for offset in range(0, len(target), rows):
-                yield Chunk(index, start + offset, scores[offset : offset + rows], target[offset : offset + rows])
+                end = offset + rows
+                yield Chunk(index, start + offset, scores[offset:end], target[offset:end])
                 index += 1
             start += len(target)
 
@@ -153,7 +154,11 @@ class Plan:
         return numbers is None or numbers > JSON_MAX_NUMBERS
 
     def prepare(self, chunk: Chunk) -> Prepared:
-        arrays: dict[str, ArrayLike | None] = {self.kind: chunk.scores, "target": chunk.target, "weight": self.weight}
+        arrays: dict[str, ArrayLike | None] = {
+            self.kind: chunk.scores,
+            "target": chunk.target,
+            "weight": self.weight,
+        }
         options = {
             "ignore_index": self.ignore_index,
             "label_smoothing": self.label_smoothing,

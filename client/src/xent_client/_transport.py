@@ -25,7 +25,7 @@ import json
 import math
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 import httpx
 import numpy as np
@@ -136,12 +136,14 @@ class Prepared:
     def length(self) -> int:
         return sum(part.nbytes if isinstance(part, memoryview) else len(part) for part in self.parts)
 
-    def pieces(self) -> Iterator[bytes | memoryview]:
+    def pieces(self) -> Iterator[bytes]:
+        """The body, a piece at a time, read from the arrays themselves. (httpx and h11 take any
+        bytes-like object, though httpx's annotations say ``bytes``.)"""
         for part in self.parts:
             for start in range(0, len(part), PIECE_BYTES):
-                yield part[start : start + PIECE_BYTES]
+                yield cast(bytes, part[start : start + PIECE_BYTES])
 
-    async def apieces(self) -> AsyncIterator[bytes | memoryview]:
+    async def apieces(self) -> AsyncIterator[bytes]:
         for piece in self.pieces():
             yield piece
 
@@ -157,7 +159,9 @@ def _float_datatype(dtype: str | None) -> str:
     return "FP32" if dtype == "float32" else "FP64"
 
 
-def _datatype(endpoint: Endpoint, name: str, array: NDArray[Any], scores: NDArray[Any], dtype: str | None) -> str:
+def _datatype(
+    endpoint: Endpoint, name: str, array: NDArray[Any], scores: NDArray[Any], dtype: str | None
+) -> str:
     """The tensor datatype an input is sent as: what the JSON form would mean, exactly."""
     if name == "target" and endpoint.model == "cross_entropy" and array.ndim != scores.ndim:
         if array.dtype.kind in "biu":
@@ -216,7 +220,7 @@ def prepare(
             continue
         datatype = _datatype(endpoint, name, given[name], scores, dtype)
         wire = np.asarray(given[name], dtype=_DATATYPES[datatype], order="C")
-        blob = memoryview(wire).cast("B") if wire.size else memoryview(b"")
+        blob = wire.data.cast("B") if wire.size else memoryview(b"")
         inputs.append(
             {
                 "name": name,
