@@ -69,6 +69,8 @@ class EvaluateResult:
     rows: int
     requests: int
     seconds: float
+    #: The largest request body sent, in bytes.
+    largest_request: int = 0
     losses: NDArray[np.floating[Any]] | None = None
 
 
@@ -102,6 +104,7 @@ class Plan:
     weight_sum: float = 0.0
     rows: int = 0
     requests: int = 0
+    largest_request: int = 0
     started: float = field(default_factory=time.perf_counter)
     _losses: NDArray[np.floating[Any]] | None = None
     _pieces: dict[int, NDArray[np.floating[Any]]] = field(default_factory=dict)
@@ -167,9 +170,10 @@ class Plan:
             "reduction": "sum",
         }
         outputs = ["losses"] if self.return_losses else []
-        return prepare(
-            ENDPOINTS["cross_entropy"], arrays, options, outputs, "binary" if self._binary else "json"
-        )
+        transport: Transport = "binary" if self._binary else "json"
+        prepared = prepare(ENDPOINTS["cross_entropy"], arrays, options, outputs, transport)
+        self.largest_request = max(self.largest_request, prepared.length)
+        return prepared
 
     def add(self, chunk: Chunk, answer: dict[str, Any]) -> None:
         """Take one request's answer into the totals."""
@@ -210,6 +214,7 @@ class Plan:
             rows=self.rows,
             requests=self.requests,
             seconds=time.perf_counter() - self.started,
+            largest_request=self.largest_request,
             losses=losses,
         )
 

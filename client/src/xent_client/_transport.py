@@ -50,8 +50,9 @@ Transport = Literal["auto", "json", "binary"]
 #: tensors. Measured by ``python bench/client.py --crossover`` (see the client's README).
 JSON_MAX_NUMBERS: Final = 512
 
-#: A request body is handed to the connection in pieces of at most this many bytes.
-PIECE_BYTES: Final = 1 << 20
+#: A request body is handed to the connection in pieces of at most this many bytes (h11 copies each
+#: piece once as it frames it: the pieces in flight are the only copies of a body the client makes).
+PIECE_BYTES: Final = 256 << 10
 
 HEADER_LENGTH: Final = "Inference-Header-Content-Length"
 
