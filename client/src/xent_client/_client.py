@@ -202,7 +202,7 @@ class Client(_Base):
             try:
                 response = self._http.post(
                     prepared.path,
-                    content=prepared.pieces(),
+                    content=prepared.content(),
                     headers={**self._headers, **prepared.headers, "content-length": str(prepared.length)},
                 )
             except httpx.TransportError as error:
@@ -345,7 +345,7 @@ class Client(_Base):
     ) -> EvaluateResult:
         """The mean cross-entropy over ``predictions`` (an array or ``numpy.memmap`` of shape (N, C,
         ...) with ``target``, or an iterable of ``(predictions, target)`` batches), exactly as one
-        request would give it, however large: cut into requests of at most ``request_bytes`` (16 MiB by
+        request would give it, however large: cut into requests of at most ``request_bytes`` (1 MiB by
         default), ``concurrency`` of them in flight; ``return_losses`` gives the per-sample losses in
         input order; ``progress`` shows a bar on stderr (default: when stderr is a terminal)."""
         if concurrency < 1:
@@ -435,7 +435,7 @@ class AsyncClient(_Base):
             try:
                 response = await self._http.post(
                     prepared.path,
-                    content=prepared.apieces(),
+                    content=prepared.acontent(),
                     headers={**self._headers, **prepared.headers, "content-length": str(prepared.length)},
                 )
             except httpx.TransportError as error:

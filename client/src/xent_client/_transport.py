@@ -9,12 +9,12 @@
   header gives the JSON part's length. Every output is asked for as binary too
   (``binary_data_output``) and read with ``np.frombuffer``.
 
-Both compute with the same core function, so they give the same numbers to the last bit (the client's
-tests check every golden case both ways). JSON is cheaper for tiny inputs (one small text body, no
-tensor framing); binary is 20 to 60 times cheaper for large ones. ``JSON_MAX_NUMBERS`` is where
-``bench/client.py --crossover`` measured the two to cost the same.
+Both compute with the same core function, so they give the same numbers to the last bit (the
+client's tests check every golden case both ways). JSON costs no more for small inputs (up to about
+700 numbers); binary is twice as fast from 1400 numbers on, and 40 times as fast for large inputs
+(``bench/client.py``, quoted in the client's README).
 
-A request is a ``Prepared``: its path, headers and body as a tuple of buffers that are never joined
+A request is a ``Prepared``: its path, headers and body as a tuple of buffers, joined only when small
 (a large input's bytes are sent straight from the caller's array or memory map, in pieces of
 ``PIECE_BYTES``), so a request in flight costs no copy of its body.
 """
@@ -47,7 +47,7 @@ __all__ = [
 Transport = Literal["auto", "json", "binary"]
 
 #: Inputs of at most this many numbers go as JSON when the transport is "auto"; larger as binary
-#: tensors. Measured by ``python bench/client.py --crossover`` (see the client's README).
+#: tensors. Measured by ``python bench/client.py`` (its first table, in the client's README).
 JSON_MAX_NUMBERS: Final = 512
 
 #: A request body is handed to the connection in pieces of at most this many bytes (h11 copies each
@@ -136,6 +136,18 @@ class Prepared:
     @property
     def length(self) -> int:
         return sum(part.nbytes if isinstance(part, memoryview) else len(part) for part in self.parts)
+
+    def content(self) -> bytes | Iterator[bytes]:
+        """What httpx sends: a small body joined (one write), a large one in pieces (no copy)."""
+        if self.length <= PIECE_BYTES:
+            return b"".join(self.parts)
+        return self.pieces()
+
+    def acontent(self) -> bytes | AsyncIterator[bytes]:
+        """``content`` for ``httpx.AsyncClient``."""
+        if self.length <= PIECE_BYTES:
+            return b"".join(self.parts)
+        return self.apieces()
 
     def pieces(self) -> Iterator[bytes]:
         """The body, a piece at a time, read from the arrays themselves. (httpx and h11 take any
