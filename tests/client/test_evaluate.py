@@ -146,3 +146,15 @@ def test_bad_evaluate_input_is_a_clear_error(client: Client) -> None:
         client.evaluate(np.zeros((2, 100_000)), np.zeros(2, dtype=int), request_bytes=100_000)
     with pytest.raises(XentError, match="needs target="):
         client.evaluate(np.zeros((2, 3)))
+
+
+def test_losses_written_to_a_file(client: Client, data: dict[str, Any], tmp_path: Path) -> None:
+    logits, target = data["logits"], data["target"]
+    in_memory = client.evaluate(logits, target, request_bytes=40_000, return_losses=True)
+    mapped = client.evaluate(logits, target, request_bytes=40_000, losses_path=tmp_path / "a.npy")
+    assert isinstance(mapped.losses, np.memmap)  # written to the file as the answers come, not held
+    batches = ((logits[a : a + 1000], target[a : a + 1000]) for a in range(0, ROWS, 1000))
+    client.evaluate(batches, request_bytes=40_000, losses_path=tmp_path / "b.npy")
+    assert in_memory.losses is not None
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), in_memory.losses)  # the same requests
+    np.testing.assert_allclose(np.load(tmp_path / "b.npy"), in_memory.losses, rtol=1e-14, atol=0)

@@ -9,10 +9,12 @@ combining by ``_evaluate.Plan``.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
@@ -106,6 +108,7 @@ class _Base:
         request_bytes: int | None,
         return_losses: bool,
         total_rows: int | None,
+        losses_path: str | os.PathLike[str] | None,
     ) -> Plan:
         budget = min(REQUEST_BYTES if request_bytes is None else request_bytes, self.max_body_bytes)
         return Plan(
@@ -120,6 +123,7 @@ class _Base:
             max_elements=self.max_elements,
             return_losses=return_losses,
             total_rows=total_rows,
+            losses_path=None if losses_path is None else Path(losses_path),
         )
 
     @staticmethod
@@ -339,6 +343,7 @@ class Client(_Base):
         dtype: Dtype = "float64",
         concurrency: int = 4,
         return_losses: bool = False,
+        losses_path: str | os.PathLike[str] | None = None,
         progress: bool | None = None,
         transport: Transport | None = None,
         request_bytes: int | None = None,
@@ -347,13 +352,14 @@ class Client(_Base):
         ...) with ``target``, or an iterable of ``(predictions, target)`` batches), exactly as one
         request would give it, however large: cut into requests of at most ``request_bytes`` (1 MiB by
         default), ``concurrency`` of them in flight; ``return_losses`` gives the per-sample losses in
-        input order; ``progress`` shows a bar on stderr (default: when stderr is a terminal)."""
+        input order, ``losses_path`` writes them to a .npy file instead of memory (a memory map, for an
+        array input); ``progress`` shows a bar on stderr (default: when stderr is a terminal)."""
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         batches, total = as_batches(predictions, target)
         plan = self._plan(
             kind, weight, ignore_index, label_smoothing, epsilon, dtype, transport, request_bytes,
-            return_losses, total,
+            return_losses, total, losses_path,
         )  # fmt: skip
         bar = _progress(progress, total)
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="xent-evaluate")
@@ -571,6 +577,7 @@ class AsyncClient(_Base):
         dtype: Dtype = "float64",
         concurrency: int = 4,
         return_losses: bool = False,
+        losses_path: str | os.PathLike[str] | None = None,
         progress: bool | None = None,
         transport: Transport | None = None,
         request_bytes: int | None = None,
@@ -581,7 +588,7 @@ class AsyncClient(_Base):
         batches, total = as_batches(predictions, target)
         plan = self._plan(
             kind, weight, ignore_index, label_smoothing, epsilon, dtype, transport, request_bytes,
-            return_losses, total,
+            return_losses, total, losses_path,
         )  # fmt: skip
         bar = _progress(progress, total)
         pending: set[asyncio.Task[tuple[Chunk, dict[str, Any]]]] = set()

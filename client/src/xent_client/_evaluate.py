@@ -25,9 +25,11 @@ import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, Literal
 
 import numpy as np
+from numpy.lib.format import open_memmap
 from numpy.typing import ArrayLike, NDArray
 
 from xent_client._errors import XentError
@@ -100,6 +102,8 @@ class Plan:
     max_elements: int
     return_losses: bool
     total_rows: int | None
+    #: Where to write the per-sample losses as .npy (memory-mapped when the row count is known).
+    losses_path: Path | None = None
     loss_sum: float = 0.0
     count: int = 0
     weight_sum: float = 0.0
@@ -110,6 +114,10 @@ class Plan:
     _losses: NDArray[np.floating[Any]] | None = None
     _pieces: dict[int, NDArray[np.floating[Any]]] = field(default_factory=dict)
     _binary: bool = True
+
+    @property
+    def wants_losses(self) -> bool:
+        return self.return_losses or self.losses_path is not None
 
     def rows_per_request(self, scores: NDArray[Any], target: NDArray[Any], binary: bool) -> int:
         row_numbers = math.prod(scores.shape[1:])
@@ -143,9 +151,13 @@ class Plan:
                 numbers = scores.size + target.size if self.total_rows is not None else None
                 self._binary = self._choose_binary(numbers)
                 rows = self.rows_per_request(scores, target, self._binary)
-                if self.return_losses and self.total_rows is not None:
-                    dtype = np.float32 if self.dtype == "float32" else np.float64
-                    self._losses = np.empty((self.total_rows, *target.shape[1:]), dtype=dtype)
+                if self.wants_losses and self.total_rows is not None:
+                    dtype = np.dtype(np.float32 if self.dtype == "float32" else np.float64)
+                    shape = (self.total_rows, *target.shape[1:])
+                    if self.losses_path is not None:
+                        self._losses = open_memmap(self.losses_path, mode="w+", dtype=dtype, shape=shape)
+                    else:
+                        self._losses = np.empty(shape, dtype=dtype)
             for offset in range(0, len(target), rows):
                 end = offset + rows
                 yield Chunk(index, start + offset, scores[offset:end], target[offset:end])
@@ -170,7 +182,7 @@ class Plan:
             "dtype": self.dtype,
             "reduction": "sum",
         }
-        outputs = ["losses"] if self.return_losses else []
+        outputs = ["losses"] if self.wants_losses else []
         transport: Transport = "binary" if self._binary else "json"
         prepared = prepare(ENDPOINTS["cross_entropy"], arrays, options, outputs, transport)
         self.largest_request = max(self.largest_request, prepared.length)
@@ -184,7 +196,7 @@ class Plan:
         self.weight_sum += self._denominator(chunk, count)
         self.rows += len(chunk.target)
         self.requests += 1
-        if self.return_losses:
+        if self.wants_losses:
             losses = answer["losses"]
             if self._losses is not None:
                 self._losses[chunk.start : chunk.start + len(chunk.target)] = losses
@@ -203,9 +215,13 @@ class Plan:
 
     def result(self) -> EvaluateResult:
         losses = self._losses
-        if self.return_losses and losses is None:
+        if self.wants_losses and losses is None:
             ordered = [self._pieces[index] for index in sorted(self._pieces)]
             losses = np.concatenate(ordered) if ordered else np.empty(0)
+            if self.losses_path is not None:
+                np.save(self.losses_path, losses)
+        if isinstance(losses, np.memmap):
+            losses.flush()
         defined = self.weight_sum != 0 and self.count != 0
         return EvaluateResult(
             loss=self.loss_sum / self.weight_sum if defined else None,

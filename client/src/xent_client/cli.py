@@ -157,13 +157,11 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
             label_smoothing=args.label_smoothing,
             dtype=args.dtype,
             concurrency=args.concurrency,
-            return_losses=args.losses is not None,
+            losses_path=args.losses,
             progress=args.progress,
             transport=args.transport,
             request_bytes=args.request_bytes,
         )
-    if args.losses is not None and result.losses is not None:
-        np.save(args.losses, result.losses)
     return {
         "loss": result.loss,
         "count": result.count,
