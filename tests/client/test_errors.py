@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
@@ -165,3 +166,16 @@ def test_nan_cannot_go_as_json_but_binary_gets_the_services_message(live_server:
         with pytest.raises(ProblemError) as raised:
             client.softmax(logits=[1.0, float("nan")])  # auto: sent as binary
     assert raised.value.status == 400 and raised.value.errors[0].loc[:1] == ("logits",)
+
+
+def test_an_answer_that_is_not_problem_json_still_gives_status_and_reason() -> None:
+    """What a proxy in front of the service may send: nginx's HTML page, plain text, nothing."""
+    html = b"<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body></body></html>"
+    cases = [
+        (413, html, {"content-type": "text/html"}, "413 Request Entity Too Large"),
+        (502, b"upstream went away\nmore", {"content-type": "text/plain"}, "upstream went away"),
+        (504, b"", {}, "HTTP 504 with an empty body"),
+    ]
+    for status, body, headers, detail in cases:
+        error = ProblemError.from_response(httpx.Response(status, content=body, headers=headers))
+        assert (error.status, error.detail, error.type, error.errors) == (status, detail, "about:blank", ())

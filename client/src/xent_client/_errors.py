@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,8 +63,13 @@ class ProblemError(XentError):
         with contextlib.suppress(ValueError):
             body = json.loads(response.content)
         if not isinstance(body, dict):
-            text = response.content[:200].decode("utf-8", "replace").strip().splitlines()
-            detail = text[0] if text else f"HTTP {status} with an empty body"
+            text = response.content[:2000].decode("utf-8", "replace")
+            title_tag = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+            lines = text.strip().splitlines()
+            if title_tag:  # a proxy's HTML page (nginx: "413 Request Entity Too Large")
+                detail = " ".join(title_tag.group(1).split())
+            else:
+                detail = lines[0][:200] if lines else f"HTTP {status} with an empty body"
             return cls(status, type="about:blank", title=title, detail=detail, request_id=header_id)
         items = tuple(
             ErrorItem(
