@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,26 @@ def test_losses_written_to_a_file(client: Client, data: dict[str, Any], tmp_path
     assert in_memory.losses is not None
     np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), in_memory.losses)  # the same requests
     np.testing.assert_allclose(np.load(tmp_path / "b.npy"), in_memory.losses, rtol=1e-14, atol=0)
+
+
+def test_client_memory_does_not_grow_with_the_input(client: Client, tmp_path: Path) -> None:
+    """tracemalloc's peak (NumPy's buffers included) over a float32 memory map evaluated in float64,
+    so that every request makes one body-sized array: at most `concurrency` in flight and the one
+    being built, for 4 times the rows as for 1."""
+    rng = np.random.default_rng(3)
+    peaks = []
+    for rows in (50_000, 200_000):
+        path = tmp_path / f"logits-{rows}.npy"
+        np.save(path, rng.normal(size=(rows, 10)).astype(np.float32))
+        logits, target = np.load(path, mmap_mode="r"), rng.integers(0, 10, rows)
+        tracemalloc.start()
+        try:
+            result = client.evaluate(logits, target, concurrency=2, request_bytes=1 << 20)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert result.rows == rows and result.requests >= 4
+        peaks.append(peak / result.largest_request)
+    print(f"client peak in request bodies: {peaks}")
+    assert max(peaks) <= 3, f"peak in request bodies: {peaks}"
+    assert abs(peaks[1] - peaks[0]) < 0.5, f"peak in request bodies: {peaks}"
