@@ -350,7 +350,7 @@ class Client(_Base):
     ) -> EvaluateResult:
         """The mean cross-entropy over ``predictions`` (an array or ``numpy.memmap`` of shape (N, C,
         ...) with ``target``, or an iterable of ``(predictions, target)`` batches), exactly as one
-        request would give it, however large: cut into requests of at most ``request_bytes`` (1 MiB by
+        request would give it, however large: cut into requests of at most ``request_bytes`` (4 MiB by
         default), ``concurrency`` of them in flight; ``return_losses`` gives the per-sample losses in
         input order, ``losses_path`` writes them to a .npy file instead of memory (a memory map, for an
         array input); ``progress`` shows a bar on stderr (default: when stderr is a terminal)."""

@@ -48,7 +48,7 @@ Transport = Literal["auto", "json", "binary"]
 
 #: Inputs of at most this many numbers go as JSON when the transport is "auto"; larger as binary
 #: tensors. Measured by ``python bench/client.py`` (its first table, in the client's README).
-JSON_MAX_NUMBERS: Final = 512
+JSON_MAX_NUMBERS: Final = 400
 
 #: A request body is handed to the connection in pieces of at most this many bytes (h11 copies each
 #: piece once as it frames it: the pieces in flight are the only copies of a body the client makes).

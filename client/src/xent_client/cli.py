@@ -104,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     evaluate.add_argument("--concurrency", type=int, default=4, help="requests in flight (default 4)")
     evaluate.add_argument("--transport", choices=("auto", "json", "binary"), default="auto")
-    evaluate.add_argument("--request-bytes", type=int, help="bytes per request (default 1 MiB)")
+    evaluate.add_argument("--request-bytes", type=int, help="bytes per request (default 4 MiB)")
     evaluate.add_argument(
         "--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="the server's XENT_MAX_BODY_BYTES"
     )
