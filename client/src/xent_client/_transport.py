@@ -11,8 +11,8 @@
 
 Both compute with the same core function, so they give the same numbers to the last bit (the
 client's tests check every golden case both ways). JSON costs no more for small inputs (up to about
-700 numbers); binary is twice as fast from 1400 numbers on, and 40 times as fast for large inputs
-(``bench/client.py``, quoted in the client's README).
+350 numbers); binary is faster from about 500 numbers on, twice as fast by 1400, and 50 times as
+fast for large inputs (``bench/client.py``, quoted in the client's README).
 
 A request is a ``Prepared``: its path, headers and body as a tuple of buffers, joined only when small
 (a large input's bytes are sent straight from the caller's array or memory map, in pieces of
