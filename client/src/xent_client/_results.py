@@ -1,0 +1,70 @@
+"""The answers, as typed objects: arrays are ``numpy.ndarray`` (floats in the requested dtype), an
+output that was not asked for is None, and so is a reduced value the service reports as null."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["BinaryCrossEntropyResult", "CrossEntropyResult", "DivergenceResult", "SoftmaxResult"]
+
+FloatArray = NDArray[np.floating[Any]]
+IntArray = NDArray[np.int64]
+
+
+class _FromFields:
+    @classmethod
+    def from_fields(cls, values: dict[str, Any]) -> Self:
+        names = {field.name for field in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{name: value for name, value in values.items() if name in names})
+
+
+@dataclass(frozen=True, slots=True)
+class CrossEntropyResult(_FromFields):
+    """``/v1/cross-entropy``: ``loss`` is None for reduction "none", and where PyTorch gives NaN
+    (every target ignored, or the targets' weights summing to 0, under "mean"); ``count`` the
+    non-ignored targets; ``target_probability`` is NaN where a target is ignored."""
+
+    loss: float | None
+    count: int
+    losses: FloatArray | None = None
+    softmax: FloatArray | None = None
+    log_softmax: FloatArray | None = None
+    grad: FloatArray | None = None
+    predictions: IntArray | None = None
+    target_probability: FloatArray | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BinaryCrossEntropyResult(_FromFields):
+    """``/v1/binary-cross-entropy``: ``count`` is the number of elements."""
+
+    loss: float | None
+    count: int
+    losses: FloatArray | None = None
+    sigmoid: FloatArray | None = None
+    grad: FloatArray | None = None
+    predictions: IntArray | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SoftmaxResult(_FromFields):
+    """``/v1/softmax``."""
+
+    softmax: FloatArray
+    log_softmax: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class DivergenceResult(_FromFields):
+    """``/v1/divergence``, always float64: the reduced values are None for reduction "none"."""
+
+    cross_entropy: float | None
+    entropy: float | None
+    kl_divergence: float | None
+    cross_entropies: FloatArray
+    entropies: FloatArray
+    kl_divergences: FloatArray

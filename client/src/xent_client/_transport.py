@@ -1,0 +1,324 @@
+"""Requests as bytes and answers as arrays, for the service's two transports.
+
+* **JSON** (``/v1/<endpoint>``): the request fields as one JSON object; arrays as nested lists.
+  Float64 values are written with Python's shortest round-trip ``repr``, float32 values as the exact
+  float64 of the float32, so the service reads exactly the numbers the caller holds.
+* **Binary tensors** (``/v2/models/<model>/infer``, Triton's binary tensor data extension): a JSON
+  header naming each input's datatype, shape and ``binary_data_size``, followed by the raw
+  little-endian row-major bytes of the inputs in order; the ``Inference-Header-Content-Length``
+  header gives the JSON part's length. Every output is asked for as binary too
+  (``binary_data_output``) and read with ``np.frombuffer``.
+
+Both compute with the same core function, so they give the same numbers to the last bit (the
+client's tests check every golden case both ways). JSON costs no more for small inputs (up to about
+350 numbers); binary is faster from about 500 numbers on, twice as fast by 1400, and 50 times as
+fast for large inputs (``bench/client.py``, quoted in the client's README).
+
+A request is a ``Prepared``: its path, headers and body as a tuple of buffers, joined only when small
+(a large input's bytes are sent straight from the caller's array or memory map, in pieces of
+``PIECE_BYTES``), so a request in flight costs no copy of its body.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal, cast
+
+import httpx
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from xent_client._errors import XentError
+
+__all__ = [
+    "ENDPOINTS",
+    "JSON_MAX_NUMBERS",
+    "PIECE_BYTES",
+    "Endpoint",
+    "Prepared",
+    "Transport",
+    "decode",
+    "prepare",
+]
+
+Transport = Literal["auto", "json", "binary"]
+
+#: Inputs of at most this many numbers go as JSON when the transport is "auto"; larger as binary
+#: tensors. Measured by ``python bench/client.py`` (its first table, in the client's README).
+JSON_MAX_NUMBERS: Final = 400
+
+#: A request body is handed to the connection in pieces of at most this many bytes (h11 copies each
+#: piece once as it frames it: the pieces in flight are the only copies of a body the client makes).
+#: A body of at most this size is joined and sent in one write (a copy that small costs less than
+#: the writes it saves).
+PIECE_BYTES: Final = 64 << 10
+
+HEADER_LENGTH: Final = "Inference-Header-Content-Length"
+
+_DATATYPES: Final[dict[str, np.dtype[Any]]] = {
+    "BOOL": np.dtype("?"),
+    "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One operation of the service, under both transports."""
+
+    path: str
+    model: str
+    #: The array fields, in the order they are sent; the first group are alternatives (scores).
+    scores: tuple[str, ...]
+    others: tuple[str, ...]
+    #: Outputs that always come back (scalars), and the arrays returned when ``outputs`` is not given.
+    scalars: tuple[str, ...]
+    default_arrays: tuple[str, ...]
+    #: Whether the request takes an ``outputs`` field (v1), and whether results follow ``dtype``.
+    has_outputs: bool
+    follows_dtype: bool
+
+
+ENDPOINTS: Final = {
+    "cross_entropy": Endpoint(
+        "/v1/cross-entropy",
+        "cross_entropy",
+        ("logits", "probabilities", "log_probabilities"),
+        ("target", "weight"),
+        ("loss", "count"),
+        ("losses", "softmax"),
+        has_outputs=True,
+        follows_dtype=True,
+    ),
+    "binary_cross_entropy": Endpoint(
+        "/v1/binary-cross-entropy",
+        "binary_cross_entropy",
+        ("logits", "probabilities"),
+        ("target", "weight", "pos_weight"),
+        ("loss", "count"),
+        ("losses", "sigmoid"),
+        has_outputs=True,
+        follows_dtype=True,
+    ),
+    "softmax": Endpoint(
+        "/v1/softmax", "softmax", ("logits",), (), (), ("softmax", "log_softmax"), False, True
+    ),
+    "divergence": Endpoint(
+        "/v1/divergence",
+        "divergence",
+        ("p",),
+        ("q",),
+        ("cross_entropy", "entropy", "kl_divergence"),
+        ("cross_entropies", "entropies", "kl_divergences"),
+        has_outputs=False,
+        follows_dtype=False,
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A request ready to send (and to send again on a retry: the buffers are only read)."""
+
+    endpoint: Endpoint
+    binary: bool
+    path: str
+    headers: Mapping[str, str]
+    parts: tuple[bytes | memoryview, ...]
+    #: The float dtype of the results (v1 JSON carries no datatype).
+    result_dtype: np.dtype[Any]
+    #: The output names asked for, scalars first.
+    outputs: tuple[str, ...]
+
+    @property
+    def length(self) -> int:
+        return sum(part.nbytes if isinstance(part, memoryview) else len(part) for part in self.parts)
+
+    def content(self) -> bytes | Iterator[bytes]:
+        """What httpx sends: a small body joined (one write), a large one in pieces (no copy)."""
+        if self.length <= PIECE_BYTES:
+            return b"".join(self.parts)
+        return self.pieces()
+
+    def acontent(self) -> bytes | AsyncIterator[bytes]:
+        """``content`` for ``httpx.AsyncClient``."""
+        if self.length <= PIECE_BYTES:
+            return b"".join(self.parts)
+        return self.apieces()
+
+    def pieces(self) -> Iterator[bytes]:
+        """The body, a piece at a time, read from the arrays themselves. (httpx and h11 take any
+        bytes-like object, though httpx's annotations say ``bytes``.)"""
+        for part in self.parts:
+            for start in range(0, len(part), PIECE_BYTES):
+                yield cast(bytes, part[start : start + PIECE_BYTES])
+
+    async def apieces(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces():
+            yield piece
+
+
+def _array(name: str, value: ArrayLike) -> NDArray[Any]:
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise XentError(f"{name} must hold numbers, not {array.dtype} values")
+    return array
+
+
+def _float_datatype(dtype: str | None) -> str:
+    return "FP32" if dtype == "float32" else "FP64"
+
+
+def _datatype(
+    endpoint: Endpoint, name: str, array: NDArray[Any], scores: NDArray[Any], dtype: str | None
+) -> str:
+    """The tensor datatype an input is sent as: what the JSON form would mean, exactly."""
+    if name == "target" and endpoint.model == "cross_entropy" and array.ndim != scores.ndim:
+        if array.dtype.kind in "biu":
+            return "INT64"  # class indices
+        return "FP64"  # not integers: the service says why it cannot take them
+    if name == "target" and array.dtype.kind == "b":
+        return "BOOL"
+    if name in endpoint.scores and endpoint.follows_dtype:
+        return _float_datatype(dtype)
+    if name == "target" and endpoint.follows_dtype:
+        return _float_datatype(dtype)
+    return "FP64"
+
+
+def prepare(
+    endpoint: Endpoint,
+    arrays: Mapping[str, ArrayLike | None],
+    options: Mapping[str, Any],
+    outputs: Sequence[str] | None,
+    transport: Transport,
+) -> Prepared:
+    """The request for ``endpoint`` with the given arrays and options (None values are left out, so
+    the service's defaults apply), over the transport asked for ("auto": by size)."""
+    given = {name: _array(name, value) for name, value in arrays.items() if value is not None}
+    chosen = {name: value for name, value in options.items() if value is not None}
+    dtype = chosen.get("dtype")
+    result_dtype = np.dtype(np.float32 if dtype == "float32" and endpoint.follows_dtype else np.float64)
+    arrays_out = tuple(outputs) if outputs is not None else endpoint.default_arrays
+    names = tuple(dict.fromkeys(endpoint.scalars + arrays_out))
+    finite = all(value.dtype.kind != "f" or bool(np.isfinite(value).all()) for value in given.values())
+    if transport == "auto":
+        numbers = sum(value.size for value in given.values())
+        binary = numbers > JSON_MAX_NUMBERS or not finite
+    else:
+        binary = transport == "binary"
+        if not binary and not finite:
+            raise XentError(
+                "NaN and Infinity cannot be written as JSON; send with transport='binary' "
+                "to have the service name the position"
+            )
+    if not binary:
+        body: dict[str, Any] = {name: _to_json(value) for name, value in given.items()}
+        body.update(chosen)
+        if outputs is not None and endpoint.has_outputs:
+            body["outputs"] = list(outputs)
+        text = json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+        headers = {"content-type": "application/json"}
+        return Prepared(endpoint, False, endpoint.path, headers, (text,), result_dtype, names)
+
+    scores_name = next((name for name in endpoint.scores if name in given), None)
+    scores = given[scores_name] if scores_name is not None else np.empty(0)
+    inputs: list[dict[str, Any]] = []
+    blobs: list[memoryview] = []
+    for name in (*endpoint.scores, *endpoint.others):
+        if name not in given:
+            continue
+        datatype = _datatype(endpoint, name, given[name], scores, dtype)
+        wire = np.asarray(given[name], dtype=_DATATYPES[datatype], order="C")
+        blob = wire.data.cast("B") if wire.size else memoryview(b"")
+        inputs.append(
+            {
+                "name": name,
+                "datatype": datatype,
+                "shape": list(wire.shape),
+                "parameters": {"binary_data_size": blob.nbytes},
+            }
+        )
+        blobs.append(blob)
+    header = {
+        "inputs": inputs,
+        "parameters": {**chosen, "binary_data_output": True},
+        "outputs": [{"name": name} for name in names],
+    }
+    header_bytes = json.dumps(header, allow_nan=False, separators=(",", ":")).encode()
+    headers = {
+        "content-type": "application/octet-stream",
+        HEADER_LENGTH: str(len(header_bytes)),
+    }
+    path = f"/v2/models/{endpoint.model}/infer"
+    return Prepared(endpoint, True, path, headers, (header_bytes, *blobs), result_dtype, names)
+
+
+def _to_json(array: NDArray[Any]) -> Any:
+    if array.dtype.kind == "b":
+        array = array.astype(np.int64)
+    return array.tolist()
+
+
+def decode(prepared: Prepared, response: httpx.Response) -> dict[str, Any]:
+    """The answer as ``{output name: value}``: arrays as ``numpy.ndarray`` (floats of the requested
+    dtype, ``count`` and ``predictions`` int64), reduced values as float or None, ``count`` as int.
+    Outputs the service leaves out (``loss`` under reduction "none") are None. Where a target is
+    ignored, ``target_probability`` is NaN (v1 writes null, v2 -1)."""
+    fields: dict[str, Any] = dict.fromkeys(prepared.outputs)
+    if prepared.binary:
+        fields.update(_decode_binary(response))
+    else:
+        body = json.loads(response.content)
+        for name in prepared.outputs:
+            fields[name] = _from_json(name, body.get(name), prepared.result_dtype)
+    if prepared.binary and fields.get("target_probability") is not None:
+        probability = fields["target_probability"]
+        fields["target_probability"] = np.where(probability == -1, np.nan, probability)
+    return fields
+
+
+_SCALARS: Final = frozenset({"loss", "cross_entropy", "entropy", "kl_divergence"})
+
+
+def _from_json(name: str, value: Any, dtype: np.dtype[Any]) -> Any:
+    if value is None:
+        return None
+    if name in _SCALARS:
+        return float(dtype.type(value))  # a float32 result is written as the shortest float32 text
+    if name == "count":
+        return int(value)
+    if name == "predictions":
+        return np.asarray(value, dtype=np.int64)
+    return np.asarray(value, dtype=dtype)  # null (an ignored target) becomes NaN
+
+
+def _decode_binary(response: httpx.Response) -> dict[str, Any]:
+    content = response.content
+    length_text = response.headers.get(HEADER_LENGTH)
+    length = int(length_text) if length_text is not None else len(content)
+    header = json.loads(content[:length])
+    fields: dict[str, Any] = {}
+    offset = length
+    for output in header.get("outputs", ()):
+        name, datatype, shape = output["name"], output["datatype"], tuple(output["shape"])
+        dtype = _DATATYPES[datatype]
+        size = (output.get("parameters") or {}).get("binary_data_size")
+        if size is not None:
+            array = np.frombuffer(content, dtype=dtype, count=math.prod(shape), offset=offset)
+            offset += int(size)
+            value: NDArray[Any] = array.reshape(shape).astype(dtype.newbyteorder("="))
+        else:
+            value = np.asarray(output["data"], dtype=dtype).reshape(shape)
+        if name in _SCALARS:
+            fields[name] = float(value)
+        elif name == "count":
+            fields[name] = int(value)
+        else:
+            fields[name] = value
+    return fields

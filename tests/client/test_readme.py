@@ -1,0 +1,35 @@
+"""The READMEs' Python examples run against a real service and print what they say they print."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.live import LiveServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def first_example(readme: Path) -> str:
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(encoding="utf-8"), re.DOTALL)
+    return next(str(block) for block in blocks if "from xent_client import Client" in block)
+
+
+@pytest.mark.parametrize(
+    "readme", [ROOT / "README.md", ROOT / "client" / "README.md"], ids=lambda p: p.parent.name
+)
+def test_the_python_example_prints_what_it_shows(live_server: LiveServer, readme: Path) -> None:
+    code = first_example(readme)
+    shown = [line.split("#", 1)[1].strip() for line in code.splitlines() if "print(" in line and "#" in line]
+    assert shown, "the example shows what it prints"
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        exec(compile(code.replace("http://127.0.0.1:8000", live_server.url), str(readme), "exec"), {})
+    printed = output.getvalue().splitlines()
+    assert len(printed) == len(shown), printed
+    for line, want in zip(printed, shown, strict=True):
+        assert " ".join(line.split()) == " ".join(want.split())
