@@ -9,17 +9,11 @@
 # only, as BuildKit secrets (they never land in a layer; without them pip uses its defaults):
 #   docker build --secret id=pip.conf,src=my-pip.conf --secret id=pip-ca.crt,src=my-ca.crt .
 # where my-pip.conf says `cert = /run/secrets/pip-ca.crt` under [global].
-ARG BASE_IMAGE=python:3.12-slim
+ARG BASE_IMAGE=python:3.11-slim
 
-# --- requirements: the dependency lists alone, read from pyproject.toml -----------------------------
-# Copied on by content, so that an edit elsewhere in pyproject.toml (a version, tool settings)
-# leaves the dependency layer below cached.
-FROM ${BASE_IMAGE} AS requirements
-WORKDIR /src
-COPY pyproject.toml ./
-RUN python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); print(*p["project"]["dependencies"], sep="\n")' > requirements.txt
-
-# --- build: a virtual environment in /opt/venv, dependencies first, then the package -----------------
+# --- build: a virtual environment in /opt/venv, the locked dependencies first, then the package ------
+# requirements.txt (made by scripts/lock) pins every dependency with its hashes: the image gets the
+# versions the test suite ran with (Python 3.11, as the default base image), whatever PyPI has today.
 FROM ${BASE_IMAGE} AS build
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -27,9 +21,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
 RUN python -m venv /opt/venv
-COPY --from=requirements /src/requirements.txt ./
+COPY requirements.txt ./
 RUN --mount=type=secret,id=pip.conf --mount=type=secret,id=pip-ca.crt \
-    PIP_CONFIG_FILE=/run/secrets/pip.conf /opt/venv/bin/pip install --no-cache-dir -r requirements.txt
+    PIP_CONFIG_FILE=/run/secrets/pip.conf /opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements.txt
 COPY pyproject.toml README.md LICENSE ./
 COPY service ./service
 RUN --mount=type=secret,id=pip.conf --mount=type=secret,id=pip-ca.crt \

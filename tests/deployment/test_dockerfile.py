@@ -167,10 +167,11 @@ def test_dependencies_are_installed_before_the_source_is_copied(parsed: list[Ins
     )
     source = next(i for i, step in enumerate(steps) if step.startswith("COPY service"))
     assert dependencies < source
-    # What the dependency layer depends on is the list of dependencies only, taken from another stage
-    # by content: an edit of the code, or of pyproject.toml's other tables, leaves it cached.
+    # What the dependency layer depends on is the lock file only (every version pinned, with hashes):
+    # an edit of the code or of pyproject.toml leaves it cached, and PyPI's news do not reach it.
     before = [step for step in steps[:dependencies] if step.startswith(("COPY", "ADD"))]
-    assert before == ["COPY --from=requirements /src/requirements.txt ./"]
+    assert before == ["COPY requirements.txt ./"]
+    assert "--require-hashes -r requirements.txt" in steps[dependencies]
 
 
 def test_pip_gets_build_settings_only_from_secrets(parsed: list[Instruction]) -> None:
