@@ -220,36 +220,37 @@ async def run(
 
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
 
+        async def exchange(request: Request, check: bool) -> None:
+            """Send one request and check its status (and, with ``check``, its answer)."""
+            sent = time.perf_counter()
+            try:
+                response = await client.request(
+                    request.method, request.path, content=request.content, headers=request.headers
+                )
+            except httpx.HTTPError as error:
+                summary.errors += 1
+                problem(f"{request.kind}: {type(error).__name__}: {error}")
+                return
+            latencies.append(time.perf_counter() - sent)
+            summary.requests += 1
+            summary.by_kind[request.kind] = summary.by_kind.get(request.kind, 0) + 1
+            if response.status_code >= 500:
+                summary.server_errors += 1
+            if response.status_code != request.expected_status:
+                summary.errors += 1
+                problem(f"{request.kind}: status {response.status_code}, expected {request.expected_status}")
+                return
+            if check and request.check is not None:
+                summary.checked += 1
+                if not request.check(response.json()):
+                    summary.wrong_answers += 1
+                    problem(f"{request.kind}: wrong answer")
+
         async def worker(deadline: float) -> None:
             count = 0
             while time.perf_counter() < deadline:
-                request = pool[picker.randrange(len(pool))]
-                sent = time.perf_counter()
-                try:
-                    response = await client.request(
-                        request.method, request.path, content=request.content, headers=request.headers
-                    )
-                except httpx.HTTPError as error:
-                    summary.errors += 1
-                    problem(f"{request.kind}: {type(error).__name__}: {error}")
-                    continue
-                latencies.append(time.perf_counter() - sent)
-                summary.requests += 1
-                summary.by_kind[request.kind] = summary.by_kind.get(request.kind, 0) + 1
-                if response.status_code >= 500:
-                    summary.server_errors += 1
-                if response.status_code != request.expected_status:
-                    summary.errors += 1
-                    problem(
-                        f"{request.kind}: status {response.status_code}, expected {request.expected_status}"
-                    )
-                    continue
                 count += 1
-                if request.check is not None and count % check_every == 0:
-                    summary.checked += 1
-                    if not request.check(response.json()):
-                        summary.wrong_answers += 1
-                        problem(f"{request.kind}: wrong answer")
+                await exchange(pool[picker.randrange(len(pool))], count % check_every == 0)
 
         async def sample_memory(deadline: float) -> None:
             while pid is not None and time.perf_counter() < deadline:
@@ -263,7 +264,13 @@ async def run(
             await asyncio.sleep(2.5)
             return None if pid is None else server_rss_mb(pid)
 
-        # Warm-up (every kind of request, caches filled), a pause, the measured run, a pause.
+        # Warm-up: first one request of every kind, the largest included, so that whatever the
+        # machine's speed every code path and buffer size has been used before the baseline is
+        # read; then load for ``warmup`` seconds. A pause, the measured run, a pause.
+        every_kind = {request.kind: request for request in pool}
+        every_kind.setdefault("large", _cross_entropy_request(rng, 2000, 200, "large"))
+        for request in every_kind.values():
+            await exchange(request, check=True)
         warm_until = time.perf_counter() + warmup
         await asyncio.gather(*(worker(warm_until) for _ in range(connections)))
         summary.rss_after_warmup_mb = await idle_memory()

@@ -10,10 +10,20 @@ from unittest import mock
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from service.main import create_app
 from service.settings import Settings
 from tests.live import LiveServer, start_server, stop_server
+
+# Property tests prove properties, not speed: a stall of a loaded machine (another process, a garbage
+# collection) must not fail one. No deadline, no "too slow" health check; HYPOTHESIS_PROFILE chooses
+# another registered profile (hypothesis's own "default", say, to see the timings again).
+hypothesis_settings.register_profile(
+    "steady", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "steady"))
 
 #: Small limits, so that the tests can reach them cheaply.
 TEST_LIMITS: dict[str, Any] = {"max_body_bytes": 2 * 1024 * 1024, "max_elements": 100_000}

@@ -34,8 +34,10 @@ class LiveServer:
 
 
 def start_server(
-    tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 30.0
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60.0
 ) -> LiveServer:
+    """Start ``python -m service`` and wait until it is ready: ``timeout`` is generous (imports on a loaded
+    machine take seconds), and the wait ends as soon as the readiness probe answers 200."""
     port = free_port()
     log = tmp_path / f"server-{port}.log"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("XENT_")}

@@ -11,6 +11,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: How long a tool may run (seconds). The tests that run one get a minute more from pytest-timeout, so
+#: that a tool that runs too long fails with its output, not with a stack dump of this process.
+TOOL_SECONDS = 600
+
 
 def _run(*command: str, timeout: float) -> subprocess.CompletedProcess[str]:
     """Run a repository tool with this interpreter; fail with its output's tail if it fails."""
@@ -29,10 +33,11 @@ def _torch_or_skip() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(TOOL_SECONDS + 60)
 def test_the_benchmark_suite_runs(tmp_path: Path) -> None:
     _torch_or_skip()
     report = tmp_path / "bench.json"
-    run = _run("-m", "bench.run", "--quick", "--json", str(report), timeout=300)
+    run = _run("-m", "bench.run", "--quick", "--json", str(report), timeout=TOOL_SECONDS)
     data = json.loads(report.read_text())
     assert {row["dtype"] for row in data["core_vs_torch"]} == {"float32", "float64"}
     assert all(row["ratio"] > 0 for row in data["core_vs_torch"])
@@ -42,9 +47,10 @@ def test_the_benchmark_suite_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(TOOL_SECONDS + 60)
 def test_the_extra_reference_cases_are_what_pytorch_computes() -> None:
     _torch_or_skip()
-    _run("scripts/make_reference_cases.py", "--check", timeout=300)
+    _run("scripts/make_reference_cases.py", "--check", timeout=TOOL_SECONDS)
 
 
 @pytest.mark.parametrize("protocol", [[], ["--v2-binary"]], ids=["v1 JSON", "v2 binary"])

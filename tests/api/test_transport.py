@@ -189,23 +189,26 @@ async def test_body_deadlines_cut_off_only_silent_reads() -> None:
     from service.api.errors import Problem
     from service.api.routing import BodyDeadlines
 
-    deadlines = BodyDeadlines(0.2)
+    # A 1 s timeout against gaps of at most 0.2 s: only an event-loop stall of 0.8 s, not the 0.1 s
+    # ones a loaded machine has, could make a steady body look silent.
+    deadlines = BodyDeadlines(1.0)
     loop = asyncio.get_running_loop()
     # In time, many at once: each read gets its whole body.
     bodies = await asyncio.gather(
         *(deadlines.read(_body_in_parts(0.01 * i, 0.01), _read_all) for i in range(10))
     )
     assert bodies == [bytearray(b"xx")] * 10
-    # Slow but steady: 0.1 s between parts, 0.6 s in all, three times the timeout.
-    assert await deadlines.read(_body_in_parts(*[0.1] * 6), _read_all) == bytearray(b"x" * 6)
-    # Silent for longer than the timeout: 408, after the timeout and at most a period more.
+    # Slow but steady: 0.2 s between parts, 1.6 s in all, longer than the timeout.
+    assert await deadlines.read(_body_in_parts(*[0.2] * 8), _read_all) == bytearray(b"x" * 8)
+    # Silent for longer than the timeout: 408, not before the timeout. The upper bound allows a
+    # period and 2 s of stalls, and still tells a cut-off read from one let run to its end (5 s).
     started = loop.time()
     with pytest.raises(Problem) as raised:
         await deadlines.read(_body_in_parts(0.05, 5), _read_all)
     waited = loop.time() - started
     assert raised.value.status == 408
     assert "XENT_BODY_TIMEOUT" in raised.value.detail
-    assert 0.05 + 0.2 <= waited <= 0.05 + 0.2 + deadlines.period + 0.2
+    assert 0.05 + 1.0 <= waited <= 0.05 + 1.0 + deadlines.period + 2.0
     # A read cancelled for another reason stays cancelled: that is not a timeout.
     reader = asyncio.ensure_future(deadlines.read(_body_in_parts(5), _read_all))
     await asyncio.sleep(0.01)

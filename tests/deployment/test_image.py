@@ -37,7 +37,17 @@ import pytest
 
 from tests.deployment.tools import ROOT, SEED_LOSS, SEED_REQUEST, free_port, system_tool
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+# Time limits of the steps that make the image (seconds). The first test's limit must cover them all,
+# since it builds the module's image in its setup, and leave time for the test itself (TEST_SECONDS):
+# a step that times out then fails with its own output, not with pytest-timeout's stack dump.
+BOOTSTRAP_SECONDS = 900  # mmdebstrap, when the base tarball is not cached
+COMMAND_SECONDS = 120  # a short buildah command
+IMPORT_SECONDS = 300  # buildah add, then buildah commit, of the base tarball
+BUILD_SECONDS = 900  # buildah bud of the Dockerfile
+TEST_SECONDS = 600
+IMAGE_SECONDS = BOOTSTRAP_SECONDS + 2 * COMMAND_SECONDS + 2 * IMPORT_SECONDS + BUILD_SECONDS
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(IMAGE_SECONDS + TEST_SECONDS)]
 
 IMAGE = "localhost/xent-service:image-test"
 BASE_IMAGE = "localhost/xent-test-base"
@@ -93,7 +103,7 @@ class Buildah:
             *args,
         ]
 
-    def __call__(self, *args: str, timeout: float = 120) -> str:
+    def __call__(self, *args: str, timeout: float = COMMAND_SECONDS) -> str:
         result = subprocess.run(
             self.argv(*args), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
         )
@@ -122,7 +132,7 @@ class Buildah:
             self.argv("run", "--isolation", "chroot", *options, container, "--", *command),
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=COMMAND_SECONDS,
             stdin=subprocess.DEVNULL,
         )
 
@@ -168,7 +178,7 @@ def bootstrap_base(workdir: Path) -> Path:
             stdout=sink,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            timeout=900,
+            timeout=BOOTSTRAP_SECONDS,
         )
     assert result.returncode == 0, f"mmdebstrap failed ({result.returncode}):\n{tail(log)}"
     for stale in cache.glob(f"base-{SUITE}-*.tar"):
@@ -214,9 +224,9 @@ def image(buildah: Buildah, tmp_path_factory: pytest.TempPathFactory) -> str:
     bootstrapped = time.monotonic()
 
     container = buildah("from", "scratch").strip()
-    buildah("add", container, str(tarball), "/", timeout=300)  # buildah add unpacks a tarball
+    buildah("add", container, str(tarball), "/", timeout=IMPORT_SECONDS)  # buildah add unpacks a tarball
     buildah("config", *(f"--env={k}={v}" for k, v in BASE_ENV.items()), "--cmd=python3", container)
-    buildah("commit", "--rm", "--quiet", container, BASE_IMAGE, timeout=300)
+    buildah("commit", "--rm", "--quiet", container, BASE_IMAGE, timeout=IMPORT_SECONDS)
     imported = time.monotonic()
 
     buildah.logged(
@@ -229,7 +239,7 @@ def image(buildah: Buildah, tmp_path_factory: pytest.TempPathFactory) -> str:
         f"--file={ROOT / 'Dockerfile'}",
         f"--tag={IMAGE}",
         str(ROOT),
-        timeout=900,
+        timeout=BUILD_SECONDS,
     )
     built = time.monotonic()
     sys.stderr.write(

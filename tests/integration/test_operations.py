@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import re
 import signal
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -34,36 +35,34 @@ def test_the_log_says_the_service_is_open(live_server: LiveServer) -> None:
     assert "access control off" in live_server.output()
 
 
+def _send_whole_request(port: int, body: bytes) -> http.client.HTTPConnection:
+    """POST ``body`` and return once all of it is written: far larger than the socket buffers, so the
+    server has accepted the connection and read most of it. The request is then surely in flight."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    connection.request("POST", "/v1/cross-entropy", body=body, headers={"content-type": "application/json"})
+    return connection
+
+
 def test_sigterm_finishes_the_request_in_flight_and_exits_0(tmp_path: Path) -> None:
-    server = start_server(tmp_path, env={"XENT_DRAIN_SECONDS": "1", "XENT_SHUTDOWN_TIMEOUT": "30"})
+    # The drain must outlast the readiness probe below, which a loaded machine can hold up for
+    # seconds while the large body is parsed; 10 s leaves room for that and costs nothing when
+    # the machine is idle (the answer itself takes a few seconds).
+    server = start_server(tmp_path, env={"XENT_DRAIN_SECONDS": "10", "XENT_SHUTDOWN_TIMEOUT": "30"})
+    port = int(server.url.rsplit(":", 1)[1])
     body = _large_body(4096, 1000, outputs=["losses", "softmax", "grad"])
-    result: dict[str, httpx.Response] = {}
-
-    def send() -> None:
-        result["response"] = httpx.post(
-            f"{server.url}/v1/cross-entropy",
-            content=body,
-            headers={"content-type": "application/json"},
-            timeout=120,
-        )
-
-    sender = threading.Thread(target=send)
-    sender.start()
-    time.sleep(0.3)  # the body is on its way, or being computed
+    in_flight = _send_whole_request(port, body)
     server.process.send_signal(signal.SIGTERM)
     # Draining: still accepting, but not ready.
-    ready = httpx.get(f"{server.url}/health/ready", timeout=5)
+    ready = httpx.get(f"{server.url}/health/ready", timeout=30)
     assert ready.status_code == 503
     assert ready.headers["content-type"] == "application/problem+json"
     assert ready.json()["detail"].startswith("draining")
-    assert httpx.get(f"{server.url}/health/live", timeout=5).status_code == 200
-    sender.join(timeout=120)
-    response = result["response"]
-    assert response.status_code == 200
-    assert len(response.json()["losses"]) == 4096
-    started = time.monotonic()
+    assert httpx.get(f"{server.url}/health/live", timeout=30).status_code == 200
+    with contextlib.closing(in_flight):
+        response = in_flight.getresponse()
+        assert response.status == 200
+        assert len(orjson.loads(response.read())["losses"]) == 4096
     assert server.process.wait(timeout=35) == 0
-    assert time.monotonic() - started < 35
     # After the drain the port is closed.
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{server.url}/health/live", timeout=2)
@@ -71,25 +70,27 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(tmp_path: Path) -> N
 
 def test_shutdown_timeout_bounds_the_wait(tmp_path: Path) -> None:
     server = start_server(tmp_path, env={"XENT_SHUTDOWN_TIMEOUT": "1"})
+    port = int(server.url.rsplit(":", 1)[1])
     body = _large_body(4096, 1000, outputs=["losses", "softmax", "log_softmax", "grad"])
-    outcome: list[str] = []
-
-    def send() -> None:
-        try:
-            httpx.post(f"{server.url}/v1/cross-entropy", content=body, timeout=120)
-            outcome.append("answered")
-        except httpx.HTTPError as error:
-            outcome.append(type(error).__name__)  # cut off when the timeout ran out: expected
-
-    sender = threading.Thread(target=send)
-    sender.start()
-    time.sleep(0.3)
+    in_flight = _send_whole_request(port, body)
     started = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
+    # The answer (about 300 MB) is not read until the process is gone: without the shutdown timeout
+    # the server would wait for this client for XENT_BODY_TIMEOUT (60 s) and wait() would time out.
+    # With it, the process exits once the timeout (1 s) and the computation in its worker thread
+    # (a few seconds, more on a loaded machine) are over: 25 s leaves room for both.
     assert server.process.wait(timeout=30) == 0
-    assert time.monotonic() - started < 15
-    sender.join(timeout=30)
-    assert outcome
+    assert time.monotonic() - started < 25
+    # The client was cut off: mid-answer (the answer, far larger than the socket buffers, cannot have
+    # been sent whole), or, when the computation was still running at the timeout (a loaded machine),
+    # with uvicorn's own error answer instead of the computed one.
+    with contextlib.closing(in_flight):
+        try:
+            response = in_flight.getresponse()
+            got = f"{response.status} {response.read()[:200]!r}"
+        except (http.client.HTTPException, OSError) as error:
+            got = f"cut off: {type(error).__name__}"
+    assert got.startswith(("cut off", "5")), got
 
 
 def test_a_stalled_upload_gets_408_and_gives_up_its_turn(tmp_path: Path) -> None:
@@ -152,25 +153,37 @@ def _read_to_end(sock: socket.socket) -> bytes:
 
 
 def test_a_client_that_does_not_read_a_streamed_answer_holds_up_no_one(tmp_path: Path) -> None:
-    server = start_server(tmp_path, env={"XENT_BODY_TIMEOUT": "2", "XENT_COMPUTE_CONCURRENCY": "1"})
+    server = start_server(tmp_path, env={"XENT_BODY_TIMEOUT": "5", "XENT_COMPUTE_CONCURRENCY": "1"})
     try:
         port = int(server.url.rsplit(":", 1)[1])
         # 1.1 million softmax numbers: a streamed answer of about 22 MB.
         streamed = _large_body(1100, 1000, outputs=["softmax"])
         small_large = _large_body(256, 100, outputs=["losses"])  # past XENT_OFFLOAD_BYTES: gated
         with _raw_post(port, streamed, receive_buffer=4096) as idle:
-            time.sleep(1.5)  # computed; its answer now waits for a client that does not read
+            # The status line goes out only once the answer is computed and the turn at the gate
+            # given back (routing.py: _stream after gate.admit()): from here on the answer waits
+            # for a client that does not read.
+            status = b""
+            while len(status) < 12 and (chunk := idle.recv(12 - len(status))):
+                status += chunk
+            assert status == b"HTTP/1.1 200"
             started = time.monotonic()
             behind = httpx.post(f"{server.url}/v1/cross-entropy", content=small_large, timeout=30)
             assert behind.status_code == 200
-            assert time.monotonic() - started < 1.0  # the idle reader holds no turn at the gate
-            time.sleep(3)  # past XENT_BODY_TIMEOUT: the server gives up on it
+            # Were the idle reader holding the turn, this request would wait for XENT_BODY_TIMEOUT
+            # (5 s) to run out; its own work is a few milliseconds, so 4 s tells the two apart even
+            # on a loaded machine.
+            assert time.monotonic() - started < 4.0
+            cut_off = "the client took no part of the answer for 5 seconds"
+            deadline = time.monotonic() + 30
+            while cut_off not in server.output() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert cut_off in server.output()  # the server gave up on it
             answer = _read_to_end(idle)  # what was in flight, then the end: the server closed it
         head, _, rest = answer.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200 ")
+        assert head.startswith(b" ")  # the rest of the status line
         assert b"transfer-encoding: chunked" in head.lower()
         assert not rest.endswith(b"0\r\n\r\n")  # cut off: the last chunk never came
-        assert "took no part of the answer for 2 seconds" in server.output()
 
         # A client that goes away mid-answer: the server carries on serving others.
         with _raw_post(port, streamed, receive_buffer=4096) as leaving:
@@ -196,20 +209,37 @@ def _metric(text: str, pattern: str) -> float:
 def test_metrics_add_up_across_workers(tmp_path: Path) -> None:
     server = start_server(tmp_path, "--workers", "2")
     try:
-        for _ in range(40):
-            # A new connection each time, so that both workers get some of the requests.
+
+        def answering() -> set[int]:
+            return {
+                line["pid"]
+                for line in map(orjson.loads, server.output().splitlines())
+                if line.get("logger") == "service.access" and line.get("route") == "/v1/cross-entropy"
+            }
+
+        # The kernel hands each new connection to whichever worker accepts first; on a loaded or
+        # one-CPU machine one worker may take many in a row. So: at least 40 requests, each on a new
+        # connection, and more until both workers have answered some (within a generous bound).
+        sent = 0
+        deadline = time.monotonic() + 60
+        while sent < 40 or (len(answering()) < 2 and sent < 2000 and time.monotonic() < deadline):
             response = httpx.post(f"{server.url}/v1/cross-entropy", json=SEED, timeout=10)
             assert response.status_code == 200
+            sent += 1
+        assert len(answering()) == 2, f"both workers should have answered some of {sent} requests"
+
+        def requests_counted() -> float:
+            text = httpx.get(f"{server.url}/metrics", timeout=10).text
+            return _metric(text, r'xent_requests_total\{.*route="/v1/cross-entropy".*status="200"')
+
+        # A request is counted just after its answer goes: wait for the last ones to be counted.
+        deadline = time.monotonic() + 30
+        while requests_counted() < sent and time.monotonic() < deadline:
+            time.sleep(0.1)
         for _ in range(6):  # whichever worker answers the scrape, the totals are the same
             text = httpx.get(f"{server.url}/metrics", timeout=10).text
-            assert _metric(text, r'xent_requests_total\{.*route="/v1/cross-entropy".*status="200"') == 40
-            assert _metric(text, r'xent_samples_total\{.*route="/v1/cross-entropy"') == 80
-        answering = {
-            line["pid"]
-            for line in map(orjson.loads, server.output().splitlines())
-            if line.get("logger") == "service.access" and line.get("route") == "/v1/cross-entropy"
-        }
-        assert len(answering) == 2, "both workers should have answered some of the requests"
+            assert _metric(text, r'xent_requests_total\{.*route="/v1/cross-entropy".*status="200"') == sent
+            assert _metric(text, r'xent_samples_total\{.*route="/v1/cross-entropy"') == 2 * sent
     finally:
         assert stop_server(server) == 0, server.output()
 
@@ -282,10 +312,16 @@ def test_soak_20_seconds(live_server: LiveServer, tmp_path: Path) -> None:
         ]
     )
     summary = orjson.loads(report.read_bytes())
-    assert summary["requests"] > 500
+    # A sanity floor, not a throughput figure (that is bench/load.py's and bench/run.py's job): even
+    # a loaded 2-core machine answers a few hundred of these in 20 s; a hung server answers none.
+    assert summary["requests"] >= 100
     assert summary["errors"] == 0, summary["first_problems"]
     assert summary["server_errors"] == 0
     assert summary["wrong_answers"] == 0
-    assert summary["checked"] > 50
-    assert summary["rss_growth_percent"] < 10
+    assert summary["checked"] >= 10
+    # The baseline is read after one request of every kind (a 2000 x 200 batch included) has been
+    # answered, so it is the working set, not a cold process. A leak shows as growth beyond that;
+    # the allocator's own slack (arenas, fragmentation) stays under a few MB, hence the 16 MB floor.
+    before, after = summary["rss_after_warmup_mb"], summary["rss_end_mb"]
+    assert after - before < max(0.10 * before, 16.0), summary
     assert status == 0

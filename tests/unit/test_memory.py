@@ -51,11 +51,19 @@ class _Releases:
         self.count += 1
 
 
+async def _wait_for(releases: _Releases, count: int, seconds: float = 5.0) -> None:
+    """Wait until ``releases`` has been called ``count`` times (it runs in the loop's own timer), for
+    ``seconds`` at most: a loaded machine wakes the timer late, never early."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while releases.count < count and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+
+
 @pytest.mark.anyio
 async def test_memory_is_released_once_the_gate_has_been_idle(anyio_backend: str) -> None:
     releases = _Releases()
-    # Idle 0.3 s against steps of 0.02 s: a loaded machine's late wake-ups do not change the outcome.
-    gate = ComputeGate(2, release_memory=releases, idle_seconds=0.3)
+    # Idle 1 s against steps of 0.02 s: only a stall of most of a second could make a step look idle.
+    gate = ComputeGate(2, release_memory=releases, idle_seconds=1.0)
 
     async def request(seconds: float) -> None:
         async with gate.admit():
@@ -63,15 +71,17 @@ async def test_memory_is_released_once_the_gate_has_been_idle(anyio_backend: str
 
     await asyncio.gather(request(0.02), request(0.04))
     assert releases.count == 0  # not while a request is in flight, not at once
-    await asyncio.sleep(0.6)
-    assert releases.count == 1  # once, after both left and the gate stayed idle
+    await _wait_for(releases, 1)
+    assert releases.count == 1  # once both left and the gate stayed idle
 
     await request(0.01)
     await asyncio.sleep(0.02)
     await request(0.01)  # back to back: the pending release is put off again
     await asyncio.sleep(0.02)
     assert releases.count == 1
-    await asyncio.sleep(0.6)
+    await _wait_for(releases, 2)
+    assert releases.count == 2
+    await asyncio.sleep(1.5)  # longer than idle_seconds: one release per idle spell, no more
     assert releases.count == 2
 
 
@@ -83,7 +93,7 @@ async def test_a_failing_request_still_leaves_the_gate(anyio_backend: str) -> No
         async with gate.admit():
             raise RuntimeError("boom")
     assert gate.limiter.borrowed_tokens == 0
-    await asyncio.sleep(0.1)
+    await _wait_for(releases, 1)
     assert releases.count == 1
 
 

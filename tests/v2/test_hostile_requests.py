@@ -53,13 +53,17 @@ CASES: list[tuple[str, str, list[tuple[bytes, bytes]], str]] = [
 async def test_hostile_request_gets_a_quick_400(
     client: httpx.AsyncClient, body: str, headers: list[tuple[bytes, bytes]], names: str
 ) -> None:
-    started = time.perf_counter()
+    # Quick in CPU time, which other processes on the machine do not inflate: a hostile shape that
+    # made the service allocate or loop would take far more than 2 s of it. The wall-clock bound is
+    # only a backstop against a hang, generous enough for a loaded machine.
+    started, cpu_started = time.perf_counter(), time.process_time()
     response = await client.post(
         "/v2/models/cross_entropy/infer",
         content=body.encode(),
         headers=[(b"content-type", b"application/json"), *headers],
     )
-    assert time.perf_counter() - started < 2
+    assert time.process_time() - cpu_started < 2
+    assert time.perf_counter() - started < 10
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert names in response.json()["error"]
