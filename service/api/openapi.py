@@ -20,7 +20,10 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "No valid API key (only when the service is configured with XENT_API_KEYS)."},
     408: {"description": "No part of the body arrived for XENT_BODY_TIMEOUT seconds."},
     413: {"description": "The body is larger than XENT_MAX_BODY_BYTES."},
-    415: {"description": "The Content-Type is not application/json."},
+    415: {
+        "description": "The Content-Type is not application/json, or the body is compressed "
+        "(Content-Encoding)."
+    },
     422: {"description": ("Invalid content: the problem's `errors` name each field, position and problem.")},
 }
 

@@ -256,10 +256,10 @@ async def test_accepted_content_types(client: httpx.AsyncClient, content_type: s
     assert (await client.post(INFER, content=body, headers=headers)).status_code == 200
 
 
-async def test_other_content_types_are_400_with_error(client: httpx.AsyncClient) -> None:
+async def test_other_content_types_are_415_with_error(client: httpx.AsyncClient) -> None:
     body, headers = seed_binary()
     response = await client.post(INFER, content=body, headers={**headers, "Content-Type": "text/plain"})
-    assert_error(response, 400, "Content-Type text/plain is not supported; send application/octet-stream")
+    assert_error(response, 415, "Content-Type text/plain is not supported; send application/octet-stream")
 
 
 async def test_a_body_over_the_limit_is_413_with_error(client: httpx.AsyncClient, settings: Settings) -> None:

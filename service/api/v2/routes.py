@@ -7,9 +7,10 @@ limit, framing checks, large bodies computed in a worker thread) with the protoc
 * every error is problem+json with the protocol's ``"error"`` member beside ``detail``, so that
   clients that read only ``error`` (tritonclient does) get the message. Statuses: 400 for anything
   wrong with the request, 404 for an unknown model, version or path, 405 for a wrong method, 408
-  when no part of the body arrives for ``XENT_BODY_TIMEOUT`` seconds and 413 for a body over
-  ``XENT_MAX_BODY_BYTES``. (Triton answers 400 for an unknown model; 404 is what the resource is,
-  KServe's choice, and tritonclient treats both as errors.)
+  when no part of the body arrives for ``XENT_BODY_TIMEOUT`` seconds, 413 for a body over
+  ``XENT_MAX_BODY_BYTES`` and 415 for a Content-Type or Content-Encoding it does not read. (Triton
+  answers 400 for an unknown model; 404 is what the resource is, KServe's choice, and tritonclient
+  treats both as errors.)
 """
 
 from __future__ import annotations
@@ -218,6 +219,10 @@ _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
         "model": ProblemDetail,
     },
     413: {"description": "The body is larger than XENT_MAX_BODY_BYTES.", "model": ProblemDetail},
+    415: {
+        "description": "A Content-Type the protocol does not use, or a compressed body (Content-Encoding).",
+        "model": ProblemDetail,
+    },
     "4XX": _OTHER_ERRORS,
 }
 
