@@ -2,8 +2,8 @@
 
     python tests/lock_inputs.py requirements.txt     # prints the hash scripts/lock writes in that file
 
-``scripts/lock`` records the hash in the lock's second line; ``tests/test_lock.py`` recomputes it, so a
-dependency changed in a pyproject file without a new lock fails the tests.
+``scripts/lock`` records the hash in the lock's second line; ``tests/test_project_files.py``
+recomputes it, so a dependency changed in a pyproject file without a new lock fails the tests.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The lock files are current, complete and what the test run installed.
+"""The project's own files keep their promises: the lock files are current, complete and what the test
+run installed; the pre-commit hook runs the test command's static checks.
 
 ``requirements.txt`` (the service) and ``requirements-test.txt`` (with the test tools and the client)
 are made by ``scripts/lock``; the Dockerfile, the README's start command and ``scripts/test`` install
@@ -12,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -87,3 +89,12 @@ def test_the_lock_files_are_where_the_readme_and_the_dockerfile_say() -> None:
     assert "--require-hashes -r requirements.txt" in (ROOT / "README.md").read_text()
     assert "--require-hashes" in (ROOT / "scripts/test").read_text()
     assert Path(ROOT / "scripts/lock").stat().st_mode & 0o111
+
+
+def test_the_pre_commit_hook_runs_the_test_commands_static_checks() -> None:
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    (hook,) = [hook for repo in config["repos"] for hook in repo["hooks"]]
+    assert hook["entry"] == "scripts/lint" and hook["pass_filenames"] is False
+    assert 'scripts/lint "$VENV"' in (ROOT / "scripts/test").read_text()
+    lint = (ROOT / "scripts/lint").read_text()
+    assert all(check in lint for check in ('ruff" check .', 'ruff" format --check .', 'mypy"'))
