@@ -168,9 +168,9 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
-def wrk(url: str, seconds: float, connections: int) -> dict[str, float]:
+def wrk(url: str, seconds: float, connections: int, body: bytes = SEED_BODY) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % SEED_BODY.decode())
+        script.write(WRK_SCRIPT % body.decode())
     duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds
     try:
         output = subprocess.run(
@@ -193,7 +193,7 @@ def _wrk_percentile(output: str, label: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-def python_load(url: str, seconds: float, connections: int) -> dict[str, float]:
+def python_load(url: str, seconds: float, connections: int, body: bytes = SEED_BODY) -> dict[str, float]:
     """A fallback load generator (slower than wrk: it measures less precisely, but it runs anywhere)."""
     import asyncio
 
@@ -207,7 +207,7 @@ def python_load(url: str, seconds: float, connections: int) -> dict[str, float]:
                 while time.perf_counter() < deadline:
                     started = time.perf_counter()
                     response = await client.post(
-                        url, content=SEED_BODY, headers={"content-type": "application/json"}
+                        url, content=body, headers={"content-type": "application/json"}
                     )
                     response.raise_for_status()
                     latencies.append(time.perf_counter() - started)
