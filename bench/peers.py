@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -380,7 +380,9 @@ def small_requests(routes: list[Route], seconds: float, rounds: int, connections
         status, answer_headers, content = post_raw(route.server.port, route.path, body, headers)
         if status != 200:
             raise RuntimeError(f"{route.label}: status {status} for the example: {content[:300]!r}")
-        agree[route.label] = None if route.server.constant else agrees(route.parse(content, answer_headers), want)
+        agree[route.label] = (
+            None if route.server.constant else agrees(route.parse(content, answer_headers), want)
+        )
         load(f"http://127.0.0.1:{route.server.port}{route.path}", min(seconds, 2.0), connections, body)
     for _ in range(rounds):
         for route in routes:
@@ -449,10 +451,8 @@ def peak_memory(routes: list[Row], servers: list[Server], idle: dict[str, float]
     """
     rows = []
     for server in servers:
-        bodies = [
-            row["body_mib"] for row in routes
-            if row["route"].startswith(server.name + " ") and "binary" not in row["route"] and "seconds" in row
-        ]  # fmt: skip
+        mine = [row for row in routes if row["route"].startswith(server.name + " ") and "seconds" in row]
+        bodies = [row["body_mib"] for row in mine if "binary" not in row["route"]]
         if not bodies or server.constant:
             continue
         peak = largest(server, "VmHWM")
@@ -498,7 +498,7 @@ def describe(status: int, content: bytes) -> str:
         try:
             document = orjson.loads(content)
             loss = document["loss"] if "loss" in document else document["outputs"][0]["data"]
-            return f"200, accepted: loss {loss}"
+            return f"200, accepted: loss {orjson.dumps(loss).decode()}"
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
             return f"200, accepted: {text[:60]}"
     try:
@@ -537,8 +537,8 @@ def ratio(numerator: float | None, denominator: float | None) -> str:
 def print_table(report: Row) -> None:
     print(f"\nmachine: {report['machine']}")
     if report["dry_run"]:
-        print("\n!!! DRY RUN: NO PEER WAS INSTALLED OR MEASURED (the service and FastAPI's constant endpoint,")
-        print("!!! tiny sizes). The peer run is optional and run by hand: python -m bench.peers")
+        print("\n!!! DRY RUN: NO PEER WAS INSTALLED OR MEASURED (the service and FastAPI's constant")
+        print("!!! endpoint, tiny sizes). The peer run is optional and run by hand: python -m bench.peers")
     for name, error in report["peer_errors"].items():
         print(f"\n!!! PEER {name.upper()} NOT MEASURED: {error}")
     small = {row["route"]: row for row in report["small_requests"]}

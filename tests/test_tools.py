@@ -61,3 +61,25 @@ def test_the_memory_benchmark_runs(protocol: list[str]) -> None:
     }
     assert figures["body_mb"] > 0 and figures["response_mb"] > 0
     assert figures["peak_rss_mb"] >= figures["rss_before_mb"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(TOOL_SECONDS + 60)
+def test_the_peer_benchmark_runs_dry(tmp_path: Path) -> None:
+    """``bench.peers --dry-run``: the service and FastAPI's constant endpoint only (no peer installed)."""
+    report = tmp_path / "peers.json"
+    run = _run("-m", "bench.peers", "--dry-run", "--json", str(report), timeout=TOOL_SECONDS)
+    data = json.loads(report.read_text())
+    assert data["dry_run"] and "DRY RUN: NO PEER WAS INSTALLED OR MEASURED" in run.stdout
+    small = {row["route"]: row for row in data["small_requests"]}
+    assert set(small) == {"service v1", "service v2 JSON", "fastapi-constant v1"}
+    assert all(row["rps"] > 0 for row in small.values())
+    assert small["service v1"]["agrees"] and small["service v2 JSON"]["agrees"]
+    large = {row["route"]: row for row in data["large_requests"]}
+    assert set(large) == {"service v1", "service v2 JSON", "service v2 binary"}
+    assert all(row["agrees"] and row["error"] is None for row in large.values())
+    assert data["peak_memory"][0]["peak_over_body"] > 0
+    # The service refuses every bad input with a 4xx.
+    for row in data["validation"]:
+        for problem in ("negative target", "ragged array", "NaN"):
+            assert row[problem][:1] == "4", (row["route"], problem, row[problem])

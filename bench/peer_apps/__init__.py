@@ -1,1 +1,1 @@
-"""The peers' minimal runtimes (``python -m bench.peers``): each runs in the peer's own virtual environment."""
+"""The peers' minimal runtimes (``python -m bench.peers``), each run in the peer's own virtualenv."""

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import bentoml  # type: ignore[import-not-found]
+import bentoml
 import numpy as np
-from compute import cross_entropy  # type: ignore[import-not-found]
+from compute import cross_entropy
 
 
-@bentoml.service(workers=1, logging={"access": {"enabled": False}})  # type: ignore[misc]
+@bentoml.service(workers=1, logging={"access": {"enabled": False}})
 class CrossEntropy:
-    @bentoml.api(route="/v1/cross-entropy")  # type: ignore[misc]
+    @bentoml.api(route="/v1/cross-entropy")
     def cross_entropy(self, logits: list[list[float]], target: list[int]) -> dict[str, Any]:
         loss, losses, softmax = cross_entropy(np.asarray(logits), np.asarray(target))
         return {"loss": loss, "losses": losses.tolist(), "softmax": softmax.tolist()}

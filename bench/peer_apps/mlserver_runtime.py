@@ -7,13 +7,13 @@ settings that name ``mlserver_runtime.CrossEntropyRuntime`` and puts this folder
 from __future__ import annotations
 
 import numpy as np
-from compute import cross_entropy  # type: ignore[import-not-found]
-from mlserver import MLModel  # type: ignore[import-not-found]
-from mlserver.codecs import NumpyCodec  # type: ignore[import-not-found]
-from mlserver.types import InferenceRequest, InferenceResponse  # type: ignore[import-not-found]
+from compute import cross_entropy
+from mlserver import MLModel
+from mlserver.codecs import NumpyCodec
+from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
 
 
-class CrossEntropyRuntime(MLModel):  # type: ignore[misc]
+class CrossEntropyRuntime(MLModel):
     async def load(self) -> bool:
         return True
 
@@ -23,8 +23,13 @@ class CrossEntropyRuntime(MLModel):  # type: ignore[misc]
         return InferenceResponse(
             model_name=self.name,
             outputs=[
-                NumpyCodec.encode_output("loss", np.array([loss])),
-                NumpyCodec.encode_output("losses", losses),
-                NumpyCodec.encode_output("softmax", softmax),
+                _output("loss", np.array([loss])),
+                _output("losses", losses),
+                _output("softmax", softmax),
             ],
         )
+
+
+def _output(name: str, values: np.ndarray) -> ResponseOutput:
+    """FP64 with the array's own shape (NumpyCodec.encode_output would give a 1-D array a shape [N, 1])."""
+    return ResponseOutput(name=name, shape=list(values.shape), datatype="FP64", data=values.ravel().tolist())
