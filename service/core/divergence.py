@@ -24,7 +24,15 @@ from numpy.typing import NDArray
 
 from service.core.checks import check_distributions, check_finite, check_in_range, raise_if
 from service.core.errors import InvalidInputError, Issue
-from service.core.options import DEFAULT_EPSILON, REDUCTIONS, Reduction, check_choice, check_epsilon
+from service.core.options import (
+    DEFAULT_EPSILON,
+    REDUCTIONS,
+    Reduction,
+    check_choice,
+    check_epsilon,
+    reduce_losses,
+    reduction_divisor,
+)
 from service.core.softmax import FloatArray
 
 __all__ = ["BASES", "Base", "DivergenceResult", "divergence"]
@@ -110,11 +118,10 @@ def divergence(
     entropies = (0.0 - np.sum(p_log_p, axis=-1)) / scale
     kl_divergences = np.sum(p_log_p - p_log_q, axis=-1) / scale
 
+    divisor = reduction_divisor(reduction, np.float64(cross_entropies.size), np.float64(1))
+
     def reduce(values: FloatArray) -> np.floating[Any] | None:
-        if reduction == "none":
-            return None
-        total = np.sum(values)
-        return total if reduction == "sum" else total / values.size
+        return reduce_losses(values, reduction, divisor)
 
     return DivergenceResult(
         cross_entropy=reduce(cross_entropies),

@@ -1,0 +1,79 @@
+"""The names the service speaks, defined once: each loss's outputs (with what they hold) and the
+limits of the shared options. The core validates against them; the HTTP schemas, the /v2 registry and
+description, and the tests take them from here, so that a new name is served, documented and tested
+by adding it in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "BINARY_OUTPUTS",
+    "CROSS_ENTROPY_OUTPUTS",
+    "DEFAULT_BINARY_OUTPUTS",
+    "DEFAULT_OUTPUTS",
+    "EPSILON_BOUNDS",
+    "LABEL_SMOOTHING_BOUNDS",
+    "BinaryOutput",
+    "CrossEntropyOutput",
+    "CrossEntropyResult",
+]
+
+FloatArray = NDArray[np.floating[Any]]
+IntArray = NDArray[np.integer[Any]]
+
+#: Label smoothing lies in the closed interval, epsilon in the open one.
+LABEL_SMOOTHING_BOUNDS: Final = (0.0, 1.0)
+EPSILON_BOUNDS: Final = (0.0, 0.5)
+
+CrossEntropyOutput = Literal["losses", "softmax", "log_softmax", "grad", "predictions", "target_probability"]
+
+#: Each cross-entropy output and what it holds (the order of ``CrossEntropyOutput``).
+CROSS_ENTROPY_OUTPUTS: Final[dict[str, str]] = {
+    "losses": "Unreduced losses, shape of the input without the class dimension; 0 where ignored.",
+    "softmax": (
+        "The class distribution the loss used: softmax(logits), the given probabilities, or "
+        "exp(log_probabilities)."
+    ),
+    "log_softmax": "Its log (of the clipped probabilities for probability input).",
+    "grad": "d loss / d input under the requested reduction ('none': of the sum).",
+    "predictions": "Argmax class (first on ties), shape of the input without C.",
+    "target_probability": "Probability given to the target class; null where ignored (index targets).",
+}
+DEFAULT_OUTPUTS: Final[tuple[CrossEntropyOutput, ...]] = ("losses", "softmax")
+
+BinaryOutput = Literal["losses", "sigmoid", "grad", "predictions"]
+
+#: Each binary cross-entropy output and what it holds (the order of ``BinaryOutput``).
+BINARY_OUTPUTS: Final[dict[str, str]] = {
+    "losses": "Elementwise losses.",
+    "sigmoid": "The probabilities used: sigmoid(logits), or the clipped probabilities.",
+    "grad": "d loss / d input under the requested reduction ('none': of the sum).",
+    "predictions": "1 where the probability is >= 0.5, else 0.",
+}
+DEFAULT_BINARY_OUTPUTS: Final[tuple[BinaryOutput, ...]] = ("losses", "sigmoid")
+
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs microseconds per request
+class CrossEntropyResult:
+    """What one cross-entropy call produced; arrays not asked for are ``None``.
+
+    Shapes, for input ``(N, C, d1..dk)`` (``B = (N, d1..dk)``, or ``()`` for unbatched input ``(C,)``):
+    ``losses``, ``predictions`` and ``target_probability`` have shape ``B``; ``softmax``,
+    ``log_softmax`` and ``grad`` the input's shape. ``target_probability`` holds NaN where the target is
+    ignored. ``loss`` is ``None`` for ``reduction="none"`` and where PyTorch gives NaN.
+    """
+
+    loss: np.floating[Any] | None
+    count: int
+    losses: FloatArray | None = None
+    softmax: FloatArray | None = None
+    log_softmax: FloatArray | None = None
+    grad: FloatArray | None = None
+    predictions: IntArray | None = None
+    target_probability: FloatArray | None = None
