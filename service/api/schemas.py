@@ -21,7 +21,22 @@ from service.api.arrays import (
     NumberTensor,
     TargetTensor,
 )
-from service.core import DEFAULT_BINARY_OUTPUTS, DEFAULT_EPSILON, DEFAULT_IGNORE_INDEX, DEFAULT_OUTPUTS
+from service.core import (
+    DEFAULT_BINARY_OUTPUTS,
+    DEFAULT_EPSILON,
+    DEFAULT_IGNORE_INDEX,
+    DEFAULT_OUTPUTS,
+    BinaryOutput,
+    ComputeDtype,
+    CrossEntropyOutput,
+    Reduction,
+)
+from service.core.vocabulary import (
+    BINARY_OUTPUTS,
+    CROSS_ENTROPY_OUTPUTS,
+    EPSILON_BOUNDS,
+    LABEL_SMOOTHING_BOUNDS,
+)
 
 __all__ = [
     "BINARY_CROSS_ENTROPY_EXAMPLES",
@@ -40,13 +55,10 @@ __all__ = [
     "SoftmaxResponse",
 ]
 
-Reduction = Literal["mean", "sum", "none"]
-Dtype = Literal["float64", "float32"]
-CrossEntropyOutputName = Literal[
-    "losses", "softmax", "log_softmax", "grad", "predictions", "target_probability"
-]
-BinaryOutputName = Literal["losses", "sigmoid", "grad", "predictions"]
+Dtype = ComputeDtype
 Base = Literal["e", "2", "10"]
+_CE = CROSS_ENTROPY_OUTPUTS
+_BCE = BINARY_OUTPUTS
 
 _STRICT = ConfigDict(
     strict=True,
@@ -141,18 +153,21 @@ class CrossEntropyRequest(_OneInputRequest):
     )
     reduction: Reduction = Field(default="mean", description="How `loss` is reduced.")
     label_smoothing: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="Label smoothing s in [0, 1], as PyTorch."
+        default=0.0,
+        ge=LABEL_SMOOTHING_BOUNDS[0],
+        le=LABEL_SMOOTHING_BOUNDS[1],
+        description="Label smoothing s in [0, 1], as PyTorch.",
     )
     epsilon: float = Field(
         default=DEFAULT_EPSILON,
-        gt=0.0,
-        lt=0.5,
+        gt=EPSILON_BOUNDS[0],
+        lt=EPSILON_BOUNDS[1],
         description="Clip for probability inputs (scikit-learn's default: float64 epsilon).",
     )
     dtype: Dtype = Field(default="float64", description="Precision of the computation.")
-    outputs: list[CrossEntropyOutputName] = Field(
+    outputs: list[CrossEntropyOutput] = Field(
         default_factory=lambda: list(DEFAULT_OUTPUTS),
-        max_length=6,
+        max_length=len(CROSS_ENTROPY_OUTPUTS),
         description="Which arrays to return besides `loss` and `count`.",
     )
 
@@ -175,30 +190,13 @@ class CrossEntropyResponse(BaseModel):
     count: int = Field(
         description="Non-ignored targets (elements for K-dimensional input; all elements for soft)."
     )
-    losses: float | NumberTensor | None = Field(
-        default=None,
-        description="Unreduced losses, shape of the input without the class dimension; 0 where ignored.",
-    )
-    softmax: NumberTensor | None = Field(
-        default=None,
-        description=(
-            "The class distribution the loss used: softmax(logits), the given probabilities, or "
-            "exp(log_probabilities)."
-        ),
-    )
-    log_softmax: NumberTensor | None = Field(
-        default=None, description="Its log (of the clipped probabilities for probability input)."
-    )
-    grad: NumberTensor | None = Field(
-        default=None,
-        description="d loss / d input under the requested reduction ('none': of the sum).",
-    )
-    predictions: int | IndexTensor | None = Field(
-        default=None, description="Argmax class (first on ties), shape of the input without C."
-    )
+    losses: float | NumberTensor | None = Field(default=None, description=_CE["losses"].description)
+    softmax: NumberTensor | None = Field(default=None, description=_CE["softmax"].description)
+    log_softmax: NumberTensor | None = Field(default=None, description=_CE["log_softmax"].description)
+    grad: NumberTensor | None = Field(default=None, description=_CE["grad"].description)
+    predictions: int | IndexTensor | None = Field(default=None, description=_CE["predictions"].description)
     target_probability: float | NullableNumberTensor | None = Field(
-        default=None,
-        description="Probability given to the target class; null where ignored (index targets).",
+        default=None, description=_CE["target_probability"].description
     )
 
 
@@ -231,15 +229,21 @@ class BinaryCrossEntropyRequest(_OneInputRequest):
     )
     reduction: Reduction = Field(default="mean", description="'mean' averages over every element.")
     label_smoothing: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="Keras's smoothing: y * (1 - s) + 0.5 * s."
+        default=0.0,
+        ge=LABEL_SMOOTHING_BOUNDS[0],
+        le=LABEL_SMOOTHING_BOUNDS[1],
+        description="Keras's smoothing: y * (1 - s) + 0.5 * s.",
     )
     epsilon: float = Field(
-        default=DEFAULT_EPSILON, gt=0.0, lt=0.5, description="Clip for probabilities: [epsilon, 1 - epsilon]."
+        default=DEFAULT_EPSILON,
+        gt=EPSILON_BOUNDS[0],
+        lt=EPSILON_BOUNDS[1],
+        description="Clip for probabilities: [epsilon, 1 - epsilon].",
     )
     dtype: Dtype = Field(default="float64", description="Precision of the computation.")
-    outputs: list[BinaryOutputName] = Field(
+    outputs: list[BinaryOutput] = Field(
         default_factory=lambda: list(DEFAULT_BINARY_OUTPUTS),
-        max_length=4,
+        max_length=len(BINARY_OUTPUTS),
         description="Which arrays to return besides `loss` and `count`.",
     )
 
@@ -255,16 +259,10 @@ class BinaryCrossEntropyResponse(BaseModel):
 
     loss: float | None = Field(description="The reduced loss; null for reduction 'none'.")
     count: int = Field(description="Number of elements.")
-    losses: float | NumberTensor | None = Field(default=None, description="Elementwise losses.")
-    sigmoid: float | NumberTensor | None = Field(
-        default=None, description="The probabilities used: sigmoid(logits), or the clipped probabilities."
-    )
-    grad: float | NumberTensor | None = Field(
-        default=None, description="d loss / d input under the requested reduction ('none': of the sum)."
-    )
-    predictions: int | IndexTensor | None = Field(
-        default=None, description="1 where the probability is >= 0.5, else 0."
-    )
+    losses: float | NumberTensor | None = Field(default=None, description=_BCE["losses"].description)
+    sigmoid: float | NumberTensor | None = Field(default=None, description=_BCE["sigmoid"].description)
+    grad: float | NumberTensor | None = Field(default=None, description=_BCE["grad"].description)
+    predictions: int | IndexTensor | None = Field(default=None, description=_BCE["predictions"].description)
 
 
 class SoftmaxRequest(BaseModel):
@@ -308,7 +306,10 @@ class DivergenceRequest(BaseModel):
     base: Base = Field(default="e", description="Logarithm base: 'e' (nats), '2' (bits) or '10'.")
     reduction: Reduction = Field(default="mean", description="Over the N distributions.")
     epsilon: float = Field(
-        default=DEFAULT_EPSILON, gt=0.0, lt=0.5, description="q is clipped to [epsilon, 1]."
+        default=DEFAULT_EPSILON,
+        gt=EPSILON_BOUNDS[0],
+        lt=EPSILON_BOUNDS[1],
+        description="q is clipped to [epsilon, 1].",
     )
 
 

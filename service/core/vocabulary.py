@@ -7,7 +7,7 @@ by adding it in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,6 +22,7 @@ __all__ = [
     "BinaryOutput",
     "CrossEntropyOutput",
     "CrossEntropyResult",
+    "OutputInfo",
 ]
 
 FloatArray = NDArray[np.floating[Any]]
@@ -31,30 +32,47 @@ IntArray = NDArray[np.integer[Any]]
 LABEL_SMOOTHING_BOUNDS: Final = (0.0, 1.0)
 EPSILON_BOUNDS: Final = (0.0, 0.5)
 
+
+class OutputInfo(NamedTuple):
+    """What an output holds, its shape (``"batch"``: the input's without the class dimension;
+    ``"input"``: the input's) and whether it holds integers."""
+
+    description: str
+    shape: Literal["batch", "input"]
+    integer: bool = False
+
+
 CrossEntropyOutput = Literal["losses", "softmax", "log_softmax", "grad", "predictions", "target_probability"]
 
 #: Each cross-entropy output and what it holds (the order of ``CrossEntropyOutput``).
-CROSS_ENTROPY_OUTPUTS: Final[dict[str, str]] = {
-    "losses": "Unreduced losses, shape of the input without the class dimension; 0 where ignored.",
-    "softmax": (
-        "The class distribution the loss used: softmax(logits), the given probabilities, or "
-        "exp(log_probabilities)."
+CROSS_ENTROPY_OUTPUTS: Final[dict[str, OutputInfo]] = {
+    "losses": OutputInfo(
+        "Unreduced losses, shape of the input without the class dimension; 0 where ignored.", "batch"
     ),
-    "log_softmax": "Its log (of the clipped probabilities for probability input).",
-    "grad": "d loss / d input under the requested reduction ('none': of the sum).",
-    "predictions": "Argmax class (first on ties), shape of the input without C.",
-    "target_probability": "Probability given to the target class; null where ignored (index targets).",
+    "softmax": OutputInfo(
+        "The class distribution the loss used: softmax(logits), the given probabilities, or "
+        "exp(log_probabilities).",
+        "input",
+    ),
+    "log_softmax": OutputInfo("Its log (of the clipped probabilities for probability input).", "input"),
+    "grad": OutputInfo("d loss / d input under the requested reduction ('none': of the sum).", "input"),
+    "predictions": OutputInfo(
+        "Argmax class (first on ties), shape of the input without C.", "batch", integer=True
+    ),
+    "target_probability": OutputInfo(
+        "Probability given to the target class; null where ignored (index targets).", "batch"
+    ),
 }
 DEFAULT_OUTPUTS: Final[tuple[CrossEntropyOutput, ...]] = ("losses", "softmax")
 
 BinaryOutput = Literal["losses", "sigmoid", "grad", "predictions"]
 
 #: Each binary cross-entropy output and what it holds (the order of ``BinaryOutput``).
-BINARY_OUTPUTS: Final[dict[str, str]] = {
-    "losses": "Elementwise losses.",
-    "sigmoid": "The probabilities used: sigmoid(logits), or the clipped probabilities.",
-    "grad": "d loss / d input under the requested reduction ('none': of the sum).",
-    "predictions": "1 where the probability is >= 0.5, else 0.",
+BINARY_OUTPUTS: Final[dict[str, OutputInfo]] = {
+    "losses": OutputInfo("Elementwise losses.", "input"),
+    "sigmoid": OutputInfo("The probabilities used: sigmoid(logits), or the clipped probabilities.", "input"),
+    "grad": OutputInfo("d loss / d input under the requested reduction ('none': of the sum).", "input"),
+    "predictions": OutputInfo("1 where the probability is >= 0.5, else 0.", "input", integer=True),
 }
 DEFAULT_BINARY_OUTPUTS: Final[tuple[BinaryOutput, ...]] = ("losses", "sigmoid")
 

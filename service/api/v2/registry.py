@@ -34,7 +34,9 @@ from numpy.typing import NDArray
 from service.api.v2.codec import DecodedRequest, OutputTensor, Tensor
 from service.api.v2.protocol import Datatype, ParameterValue
 from service.core import (
+    DEFAULT_BINARY_OUTPUTS,
     DEFAULT_EPSILON,
+    DEFAULT_OUTPUTS,
     Base,
     BinaryInputKind,
     BinaryOutput,
@@ -49,6 +51,7 @@ from service.core import (
     divergence,
     tempered_softmax,
 )
+from service.core.vocabulary import BINARY_OUTPUTS, CROSS_ENTROPY_OUTPUTS, OutputInfo
 
 __all__ = [
     "MODELS",
@@ -264,14 +267,7 @@ def _count(value: int) -> NDArray[np.int64]:
 # --- cross_entropy ----------------------------------------------------------------------------
 
 _CE_SCORES: Final = ("logits", "probabilities", "log_probabilities")
-_CE_ARRAYS: Final[tuple[CrossEntropyOutput, ...]] = (
-    "losses",
-    "softmax",
-    "log_softmax",
-    "grad",
-    "predictions",
-    "target_probability",
-)
+_CE_ARRAYS: Final = cast(tuple[CrossEntropyOutput, ...], tuple(CROSS_ENTROPY_OUTPUTS))
 
 
 def _cross_entropy(call: Call) -> Results:
@@ -295,16 +291,11 @@ def _cross_entropy(call: Call) -> Results:
     if target_probability is not None:
         ignored = np.isnan(target_probability)
         target_probability = np.where(ignored, target_probability.dtype.type(-1), target_probability)
-    return {
-        "loss": _scalar(result.loss),
-        "count": _count(result.count),
-        "losses": result.losses,
-        "softmax": result.softmax,
-        "log_softmax": result.log_softmax,
-        "grad": result.grad,
-        "predictions": None if result.predictions is None else result.predictions.astype(np.int64),
-        "target_probability": target_probability,
-    }
+    arrays: Results = {name: getattr(result, name) for name in _CE_ARRAYS}
+    if result.predictions is not None:
+        arrays["predictions"] = result.predictions.astype(np.int64)
+    arrays["target_probability"] = target_probability
+    return {"loss": _scalar(result.loss), "count": _count(result.count), **arrays}
 
 
 def _check_target_kind(kind: str, scores: NDArray[Any], target: Tensor) -> None:
@@ -332,7 +323,7 @@ def _check_target_kind(kind: str, scores: NDArray[Any], target: Tensor) -> None:
 # --- binary_cross_entropy ---------------------------------------------------------------------
 
 _BCE_SCORES: Final = ("logits", "probabilities")
-_BCE_ARRAYS: Final[tuple[BinaryOutput, ...]] = ("losses", "sigmoid", "grad", "predictions")
+_BCE_ARRAYS: Final = cast(tuple[BinaryOutput, ...], tuple(BINARY_OUTPUTS))
 
 
 def _binary_cross_entropy(call: Call) -> Results:
@@ -350,14 +341,8 @@ def _binary_cross_entropy(call: Call) -> Results:
         dtype=call.dtype(scores),
         outputs=[name for name in _BCE_ARRAYS if name in call.outputs],
     )
-    return {
-        "loss": _scalar(result.loss),
-        "count": _count(result.count),
-        "losses": result.losses,
-        "sigmoid": result.sigmoid,
-        "grad": result.grad,
-        "predictions": result.predictions,
-    }
+    arrays: Results = {name: getattr(result, name) for name in _BCE_ARRAYS}
+    return {"loss": _scalar(result.loss), "count": _count(result.count), **arrays}
 
 
 # --- softmax ----------------------------------------------------------------------------------
@@ -407,6 +392,15 @@ _EPSILON = ParameterSpec("epsilon", "number")
 _DTYPE = ParameterSpec("dtype", "string")
 _LOSS_OUTPUTS: Final = (OutputSpec("loss", "FP32", _SCALAR), OutputSpec("count", "INT64", _SCALAR))
 
+
+def _output_specs(outputs: Mapping[str, OutputInfo]) -> tuple[OutputSpec, ...]:
+    """A loss's array outputs as the core names them (float outputs follow the compute precision)."""
+    return tuple(
+        OutputSpec(name, "INT64" if info.integer else "FP32", _VECTOR if info.shape == "batch" else _MATRIX)
+        for name, info in outputs.items()
+    )
+
+
 MODELS: Final[dict[str, ModelSpec]] = {
     "cross_entropy": ModelSpec(
         name="cross_entropy",
@@ -426,14 +420,9 @@ MODELS: Final[dict[str, ModelSpec]] = {
         ),
         outputs=(
             *_LOSS_OUTPUTS,
-            OutputSpec("losses", "FP32", _VECTOR),
-            OutputSpec("softmax", "FP32", _MATRIX),
-            OutputSpec("log_softmax", "FP32", _MATRIX),
-            OutputSpec("grad", "FP32", _MATRIX),
-            OutputSpec("predictions", "INT64", _VECTOR),
-            OutputSpec("target_probability", "FP32", _VECTOR),
+            *_output_specs(CROSS_ENTROPY_OUTPUTS),
         ),
-        default_outputs=("loss", "count", "losses", "softmax"),
+        default_outputs=("loss", "count", *DEFAULT_OUTPUTS),
         compute=_cross_entropy,
     ),
     "binary_cross_entropy": ModelSpec(
@@ -449,12 +438,9 @@ MODELS: Final[dict[str, ModelSpec]] = {
         parameters=(_REDUCTION, _LABEL_SMOOTHING, _EPSILON, _DTYPE),
         outputs=(
             *_LOSS_OUTPUTS,
-            OutputSpec("losses", "FP32", _MATRIX),
-            OutputSpec("sigmoid", "FP32", _MATRIX),
-            OutputSpec("grad", "FP32", _MATRIX),
-            OutputSpec("predictions", "INT64", _MATRIX),
+            *_output_specs(BINARY_OUTPUTS),
         ),
-        default_outputs=("loss", "count", "losses", "sigmoid"),
+        default_outputs=("loss", "count", *DEFAULT_BINARY_OUTPUTS),
         compute=_binary_cross_entropy,
     ),
     "softmax": ModelSpec(
