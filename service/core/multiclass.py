@@ -24,7 +24,6 @@ the seed's Fashion-MNIST row sums to 0.9999 and gives ``-log(0.0875) = 2.4361``)
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +32,7 @@ from numpy.typing import NDArray
 from service.core import small
 from service.core.checks import check_representable, raise_if
 from service.core.errors import Issue
-from service.core.kernels import RowBlock, for_each_row_block
+from service.core.multiclass_terms import Parts, coefficients, from_distribution, from_logits
 from service.core.options import (
     DEFAULT_EPSILON,
     ComputeDtype,
@@ -49,7 +48,6 @@ from service.core.scores import (
     INPUT_KINDS,
     ClassScores,
     InputKind,
-    IntArray,
     prepare_class_scores,
     restore,
 )
@@ -167,72 +165,21 @@ def _options(
     )
 
 
-# --- computation ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Coefficients:
-    """What the target contributes, in the notation of the module docstring.
-
-    ``target_weight`` is ``m_i * w[t_i]`` (index targets), ``a_sum`` is ``sum_c a[i, c]``, ``soft`` the
-    dense ``a`` of soft targets; ``denominator`` is what ``"mean"`` divides by.
-    """
-
-    target: IntArray | None
-    keep: NDArray[np.bool_] | None
-    target_weight: FloatArray | None
-    class_weight: FloatArray | None
-    class_weight_total: np.floating[Any]
-    soft: FloatArray | None
-    a_sum: FloatArray
-    denominator: np.floating[Any]
-    count: int
-
-
-def _coefficients(problem: ClassScores, s: np.floating[Any]) -> _Coefficients:
-    rows, classes = problem.x.shape
-    dtype = problem.x.dtype.type
-    weight = problem.weight
-    total = np.add.reduce(weight) if weight is not None else dtype(classes)
-    if problem.soft_target is not None:
-        a = problem.soft_target * (1 - s) + s / classes
-        if weight is not None:
-            a *= weight
-        return _Coefficients(None, None, None, weight, total, a, np.add.reduce(a, axis=1), dtype(rows), rows)
-    assert problem.index_target is not None and problem.keep is not None
-    target, keep = problem.index_target, problem.keep
-    target_weight = (weight[target] if weight is not None else np.ones(rows, dtype=dtype)) * keep
-    a_sum = (1 - s) * target_weight
-    if s > 0:
-        a_sum += (s / classes * total) * keep
-    return _Coefficients(
-        target,
-        keep,
-        target_weight,
-        weight,
-        total,
-        None,
-        a_sum,
-        np.add.reduce(target_weight),
-        int(np.count_nonzero(keep)),
-    )
-
-
 def _compute(problem: ClassScores, input_kind: InputKind, options: LossOptions) -> CrossEntropyResult:
     dtype = problem.x.dtype.type
     s = dtype(options.label_smoothing)
     outputs = options.outputs
-    plan = _coefficients(problem, s)
+    plan = coefficients(problem, s)
     # The gradient of the reduced loss: of the mean divides by its denominator, of "none" is of the sum.
     # Dividing by the denominator last keeps w / sum(w) finite where 1 / sum(w) alone would overflow.
     divisor = reduction_divisor(options.reduction, plan.denominator, dtype(1))
     grad_divisor = dtype(1) if divisor is None else divisor
     want_grad = "grad" in outputs and divisor is not None
     if input_kind == "logits":
-        parts = _from_logits(problem, plan, s, outputs, grad_divisor, want_grad=want_grad)
+        parts = from_logits(problem, plan, s, outputs, grad_divisor, want_grad=want_grad)
     else:
         epsilon = dtype(options.epsilon)
-        parts = _from_distribution(
+        parts = from_distribution(
             problem, plan, s, input_kind, epsilon, outputs, grad_divisor, want_grad=want_grad
         )
     loss = reduce_losses(parts.losses, options.reduction, divisor)
@@ -242,175 +189,12 @@ def _compute(problem: ClassScores, input_kind: InputKind, options: LossOptions) 
     return _package(problem, outputs, loss, plan.count, parts, grad)
 
 
-@dataclass(slots=True)
-class _Parts:
-    losses: FloatArray
-    softmax: FloatArray | None = None
-    log_softmax: FloatArray | None = None
-    grad: FloatArray | None = None
-    predictions: IntArray | None = None
-    target_probability: FloatArray | None = None
-
-
-def _from_logits(
-    problem: ClassScores,
-    plan: _Coefficients,
-    s: np.floating[Any],
-    outputs: frozenset[str],
-    grad_divisor: np.floating[Any],
-    *,
-    want_grad: bool,
-) -> _Parts:
-    """Everything from one blocked softmax pass (``kernels.softmax_row_blocks``).
-
-    With ``shifted = x - max`` and ``lse = log(sum(exp(shifted)))``, ``log_softmax = shifted - lse``,
-    so ``-lp[i, t] = lse - shifted[i, t]`` and ``-sum_c w_c lp[i, c] = W lse - shifted . w``: the losses
-    need ``lse``, the target's shifted logit and (with smoothing or soft targets) one dot product per
-    row, never the whole log-softmax array.
-    """
-    x = problem.x
-    rows, classes = x.shape
-    dtype = x.dtype.type
-    empty = np.empty
-    lse = empty(rows, dtype)
-    softmax = empty(x.shape, dtype) if "softmax" in outputs else None
-    log_softmax = empty(x.shape, dtype) if "log_softmax" in outputs else None
-    grad = empty(x.shape, dtype) if want_grad else None
-    predictions = empty(rows, np.intp) if "predictions" in outputs else None
-    target, soft = plan.target, plan.soft
-    picked = empty(rows, dtype) if target is not None else None
-    smoothing = target is not None and s > 0
-    dots = empty(rows, dtype) if smoothing or soft is not None else None
-    smooth_weight = plan.class_weight if plan.class_weight is not None else np.ones(classes, dtype)
-    if grad is not None and target is not None:
-        assert plan.target_weight is not None and plan.keep is not None
-        target_share = (1 - s) * plan.target_weight
-        smoothing_share = (s / classes) * smooth_weight if smoothing else None
-
-    def consume(block: RowBlock) -> None:
-        span = block.rows
-        n = span.stop - span.start
-        block_lse = np.log(block.total, out=lse[span])
-        if target is not None:
-            assert picked is not None
-            picked[span] = block.shifted[np.arange(n), target[span]]
-        if dots is not None:
-            dots[span] = (
-                block.shifted @ smooth_weight
-                if soft is None
-                else np.einsum("ij,ij->i", soft[span], block.shifted)
-            )
-        if predictions is not None:
-            predictions[span] = block.argmax  # type: ignore[assignment]
-        probabilities = None
-        if softmax is not None:
-            probabilities = np.divide(block.exp, block.total[:, None], out=softmax[span])
-        if log_softmax is not None:
-            np.subtract(block.shifted, block_lse[:, None], out=log_softmax[span])
-        if grad is not None:
-            g = grad[span]
-            if probabilities is not None:
-                np.multiply(probabilities, plan.a_sum[span, None], out=g)
-            else:
-                np.divide(block.exp, block.total[:, None], out=g)
-                g *= plan.a_sum[span, None]
-            if soft is not None:
-                g -= soft[span]
-            else:
-                assert target is not None and plan.keep is not None
-                if smoothing_share is not None:
-                    g -= smoothing_share * plan.keep[span, None]
-                g[np.arange(n), target[span]] -= target_share[span]
-            if grad_divisor != 1:
-                g /= grad_divisor
-
-    for_each_row_block(x, consume, want_argmax=predictions is not None)
-
-    if soft is not None:
-        assert dots is not None
-        losses = plan.a_sum * lse - dots
-        target_probability = None
-    else:
-        assert picked is not None and plan.target_weight is not None and plan.keep is not None
-        losses = (1 - s) * plan.target_weight * (lse - picked)
-        if smoothing:
-            assert dots is not None
-            # np.where, not a product with keep: an ignored row's term may overflow (inf * 0 is NaN).
-            losses += (s / classes) * np.where(plan.keep, plan.class_weight_total * lse - dots, 0)
-        target_probability = None
-        if "target_probability" in outputs:
-            target_probability = np.where(plan.keep, np.exp(picked - lse), np.nan)
-    return _Parts(losses, softmax, log_softmax, grad, predictions, target_probability)
-
-
-def _from_distribution(
-    problem: ClassScores,
-    plan: _Coefficients,
-    s: np.floating[Any],
-    input_kind: InputKind,
-    epsilon: np.floating[Any],
-    outputs: frozenset[str],
-    grad_divisor: np.floating[Any],
-    *,
-    want_grad: bool,
-) -> _Parts:
-    """Probabilities (``lp = log(clip(p, epsilon, 1))``) or log-probabilities (``lp`` as given)."""
-    x = problem.x
-    rows, classes = x.shape
-    dtype = x.dtype.type
-    if input_kind == "probabilities":
-        q = x
-        log_q = np.log(np.clip(x, epsilon, dtype(1)))
-    else:
-        log_q = x
-        q = np.exp(x)
-    if plan.soft is not None:
-        losses = -np.einsum("ij,ij->i", plan.soft, log_q)
-        a = plan.soft
-    else:
-        assert plan.target is not None and plan.keep is not None and plan.target_weight is not None
-        picked = log_q[np.arange(rows), plan.target]
-        losses = -(1 - s) * plan.target_weight * picked
-        if s > 0:
-            weight = plan.class_weight
-            smooth = log_q @ weight if weight is not None else np.add.reduce(log_q, axis=1)
-            losses -= (s / classes) * np.where(plan.keep, smooth, 0)  # an ignored row's may overflow
-        losses = np.where(plan.keep, losses, dtype(0))
-        a = np.zeros(x.shape, dtype)
-        if s > 0:
-            a += (s / classes) * (plan.class_weight if plan.class_weight is not None else dtype(1))
-            a *= plan.keep[:, None]
-        a[np.arange(rows), plan.target] += (1 - s) * plan.target_weight
-    grad = None
-    if want_grad:
-        if input_kind == "probabilities":
-            # d/dp log(clip(p, eps, 1)) is 1/p inside the clip, bounds included (torch.clamp), else 0.
-            inside = x >= epsilon
-            grad = np.where(inside, -a / np.where(inside, x, dtype(1)), dtype(0)).astype(dtype, copy=False)
-        else:
-            grad = -a
-        if grad_divisor != 1:
-            grad /= grad_divisor
-    target_probability = None
-    if "target_probability" in outputs and plan.target is not None and plan.keep is not None:
-        target_probability = np.where(plan.keep, q[np.arange(rows), plan.target], np.nan)
-    predictions = np.argmax(x, axis=1) if "predictions" in outputs else None
-    return _Parts(
-        losses,
-        q if "softmax" in outputs else None,
-        log_q if "log_softmax" in outputs else None,
-        grad,
-        predictions,
-        target_probability,
-    )
-
-
 def _package(
     problem: ClassScores,
     outputs: frozenset[str],
     loss: np.floating[Any] | None,
     count: int,
-    parts: _Parts,
+    parts: Parts,
     grad: FloatArray | None,
 ) -> CrossEntropyResult:
     batch_shape, input_shape = problem.batch_shape, problem.input_shape

@@ -106,32 +106,33 @@ def small_logits(
     if not all(map(given.fits, losses)) or (loss_value is not None and not given.fits(loss_value)):
         return None  # the general path says what overflowed
     wanted = frozenset(outputs)
-    grad = None
-    if "grad" in wanted:
-        grad_rows = _gradient(rows, given, class_weight_total, divisor)
-        if grad_rows is None:
-            return None
-        grad = _shaped(given, grad_rows)
-    return CrossEntropyResult(
-        loss=None if loss_value is None else given.float_type(loss_value),
-        count=sum(r.keep for r in rows),
-        losses=_shaped(given, losses) if "losses" in wanted else None,
-        softmax=_shaped(given, [r.probabilities for r in rows]) if "softmax" in wanted else None,
-        log_softmax=(
-            _shaped(given, [[value - r.lse for value in r.shifted] for r in rows])
-            if "log_softmax" in wanted
-            else None
+    grad_rows = _gradient(rows, given, class_weight_total, divisor) if "grad" in wanted else None
+    if "grad" in wanted and grad_rows is None:
+        return None
+    count = sum(r.keep for r in rows)
+    loss = None if loss_value is None else given.float_type(loss_value)
+    return CrossEntropyResult(loss, count, **_arrays(given, rows, losses, grad_rows, wanted))
+
+
+def _arrays(
+    given: _SmallInput,
+    rows: list[_SmallRow],
+    losses: list[float],
+    grad_rows: list[list[float]] | None,
+    wanted: frozenset[str],
+) -> dict[str, NDArray[Any]]:
+    """The outputs asked for, each in its shape (one entry per name of ``CROSS_ENTROPY_OUTPUTS``)."""
+    values: dict[str, Callable[[], NDArray[Any]]] = {
+        "losses": lambda: _shaped(given, losses),
+        "softmax": lambda: _shaped(given, [r.probabilities for r in rows]),
+        "log_softmax": lambda: _shaped(given, [[value - r.lse for value in r.shifted] for r in rows]),
+        "grad": lambda: _shaped(given, grad_rows or []),
+        "predictions": lambda: _shaped(given, [r.prediction for r in rows], np.int64),
+        "target_probability": lambda: _shaped(
+            given, [r.probabilities[r.target] if r.keep else math.nan for r in rows]
         ),
-        grad=grad,
-        predictions=(
-            _shaped(given, [r.prediction for r in rows], np.int64) if "predictions" in wanted else None
-        ),
-        target_probability=(
-            _shaped(given, [r.probabilities[r.target] if r.keep else math.nan for r in rows])
-            if "target_probability" in wanted
-            else None
-        ),
-    )
+    }
+    return {name: make() for name, make in values.items() if name in wanted}
 
 
 def _read(
