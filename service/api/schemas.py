@@ -43,6 +43,7 @@ __all__ = [
     "CROSS_ENTROPY_EXAMPLES",
     "DIVERGENCE_EXAMPLES",
     "SOFTMAX_EXAMPLES",
+    "STRICT",
     "BinaryCrossEntropyRequest",
     "BinaryCrossEntropyResponse",
     "CrossEntropyRequest",
@@ -60,7 +61,8 @@ Base = Literal["e", "2", "10"]
 _CE = CROSS_ENTROPY_OUTPUTS
 _BCE = BINARY_OUTPUTS
 
-_STRICT = ConfigDict(
+#: Every request model's configuration: strict types, no unknown fields, no NaN or Infinity.
+STRICT = ConfigDict(
     strict=True,
     extra="forbid",
     arbitrary_types_allowed=True,
@@ -87,7 +89,7 @@ class _OneInputRequest(BaseModel):
     also be sent as ``labels`` (sending both leaves ``labels`` an unknown field, which
     ``service.api.errors`` words as the conflict it is)."""
 
-    model_config = ConfigDict(**_STRICT, json_schema_extra=_one_input_schema)
+    model_config = ConfigDict(**STRICT, json_schema_extra=_one_input_schema)
 
     @staticmethod
     def input_names() -> tuple[str, ...]:
@@ -268,7 +270,7 @@ class BinaryCrossEntropyResponse(BaseModel):
 class SoftmaxRequest(BaseModel):
     """Softmax and log-softmax of ``logits / temperature`` along ``dim``."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     logits: FloatTensor = Field(description="Raw scores, any shape with at least one dimension.")
     temperature: float = Field(
@@ -297,7 +299,7 @@ class SoftmaxResponse(BaseModel):
 class DivergenceRequest(BaseModel):
     """Two distributions over the same classes: ``p`` the truth, ``q`` the prediction."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     p: FloatTensor = Field(
         description="True distribution(s), (C) or (N, C): values in [0, 1], each summing to 1 within 1e-3."

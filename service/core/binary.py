@@ -52,6 +52,7 @@ __all__ = [
     "BinaryOutput",
     "binary_cross_entropy",
     "log_sigmoid",
+    "prepare_binary_scores",
     "sigmoid",
 ]
 
@@ -120,7 +121,7 @@ def binary_cross_entropy(
     """
     field = input_kind
     options = _options(input_kind, pos_weight, reduction, label_smoothing, epsilon, dtype, outputs)
-    x, y, w, pw = _prepare(scores, target, input_kind, weight, pos_weight, dtype)
+    x, y, w, pw = prepare_binary_scores(scores, target, input_kind, weight, pos_weight, dtype)
     wanted = options.outputs
     kind = x.dtype.type
     s = kind(label_smoothing)
@@ -220,7 +221,7 @@ def _options(
     )
 
 
-def _prepare(
+def prepare_binary_scores(
     scores: NDArray[Any],
     target: NDArray[Any],
     input_kind: str,
@@ -228,6 +229,13 @@ def _prepare(
     pos_weight: NDArray[Any] | None,
     dtype: str,
 ) -> tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None]:
+    """Elementwise scores (logits, or probabilities in [0, 1]), targets in [0, 1] of their shape, and
+    weights broadcast to it, checked and in the compute dtype: ``(x, y, w, pw)``. Reusable by any
+    elementwise loss.
+
+    Raises:
+        InvalidInputError: listing every problem found.
+    """
     field = input_kind
     if scores.size == 0:
         msg = f"{field} has shape {scores.shape}: every dimension needs at least one element"

@@ -262,17 +262,18 @@ def check_soft_target(
 
 
 def check_weight(
-    weight: NDArray[Any], num_classes: int, dtype: ComputeDtype
+    weight: NDArray[Any], num_classes: int, dtype: ComputeDtype, field: str = "weight"
 ) -> tuple[FloatArray | None, list[Issue]]:
+    """Class weights: ``(C,)``, finite, non-negative, in the compute dtype."""
     if weight.ndim != 1 or weight.shape[0] != num_classes:
-        msg = f"weight has shape {_shape(weight.shape)}; it needs one weight per class: ({num_classes},)"
-        return None, [Issue(("weight",), msg, "shape")]
+        msg = f"{field} has shape {_shape(weight.shape)}; it needs one weight per class: ({num_classes},)"
+        return None, [Issue((field,), msg, "shape")]
     w: FloatArray = weight.astype(np.float64, copy=False)
-    issues = check_finite("weight", w)
+    issues = check_finite(field, w)
     if not issues:
-        issues = check_in_range("weight", w, 0.0, np.inf, what="is negative: class weights are >= 0")
+        issues = check_in_range(field, w, 0.0, np.inf, what="is negative: class weights are >= 0")
     if not issues:
-        w, issues = cast_to_dtype("weight", w, dtype)
+        w, issues = cast_to_dtype(field, w, dtype)
     return w, issues
 
 
