@@ -18,10 +18,12 @@ __all__ = [
     "DEFAULT_BINARY_OUTPUTS",
     "DEFAULT_OUTPUTS",
     "EPSILON_BOUNDS",
+    "FOCAL_OUTPUTS",
     "LABEL_SMOOTHING_BOUNDS",
     "BinaryOutput",
     "CrossEntropyOutput",
     "CrossEntropyResult",
+    "FocalOutput",
     "OutputInfo",
 ]
 
@@ -75,6 +77,15 @@ BINARY_OUTPUTS: Final[dict[str, OutputInfo]] = {
     "predictions": OutputInfo("1 where the probability is >= 0.5, else 0.", "input", integer=True),
 }
 DEFAULT_BINARY_OUTPUTS: Final[tuple[BinaryOutput, ...]] = ("losses", "sigmoid")
+
+FocalOutput = Literal["losses", "probabilities", "grad"]
+
+#: Each focal loss output and what it holds (the order of ``FocalOutput``).
+FOCAL_OUTPUTS: Final[dict[str, OutputInfo]] = {
+    "losses": OutputInfo("Unreduced losses: the input's shape (sigmoid) or without C (softmax).", "batch"),
+    "probabilities": OutputInfo("sigmoid(logits), or softmax(logits) along the class dimension.", "input"),
+    "grad": OutputInfo("d loss / d logits under the requested reduction ('none': of the sum).", "input"),
+}
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs microseconds per request
