@@ -197,21 +197,12 @@ def _package(
     parts: Parts,
     grad: FloatArray | None,
 ) -> CrossEntropyResult:
-    batch_shape, input_shape = problem.batch_shape, problem.input_shape
-
-    def full(values: FloatArray | None) -> FloatArray | None:
-        return None if values is None else restore(values, input_shape)
-
-    def batch(values: NDArray[Any] | None) -> NDArray[Any] | None:
-        return None if values is None else values.reshape(batch_shape)
-
-    return CrossEntropyResult(
-        loss=loss,
-        count=count,
-        losses=batch(parts.losses) if "losses" in outputs else None,
-        softmax=full(parts.softmax),
-        log_softmax=full(parts.log_softmax),
-        grad=full(grad),
-        predictions=batch(parts.predictions),
-        target_probability=batch(parts.target_probability),
-    )
+    """The outputs asked for, each in the shape ``CROSS_ENTROPY_OUTPUTS`` gives it."""
+    arrays: dict[str, NDArray[Any]] = {}
+    for name, info in CROSS_ENTROPY_OUTPUTS.items():
+        values = grad if name == "grad" else getattr(parts, name)
+        if name not in outputs or values is None:
+            continue
+        batch = info.shape == "batch"
+        arrays[name] = values.reshape(problem.batch_shape) if batch else restore(values, problem.input_shape)
+    return CrossEntropyResult(loss, count, **arrays)
