@@ -119,7 +119,6 @@ def binary_cross_entropy(
         >>> round(float(r.loss), 4)
         1.41
     """
-    field = input_kind
     options = _options(input_kind, pos_weight, reduction, label_smoothing, epsilon, dtype, outputs)
     x, y, w, pw = prepare_binary_scores(scores, target, input_kind, weight, pos_weight, dtype)
     wanted = options.outputs
@@ -127,9 +126,8 @@ def binary_cross_entropy(
     s = kind(label_smoothing)
     if s > 0:
         y = y * (1 - s) + s / 2
-
     with np.errstate(over="ignore"):
-        if field == "logits":
+        if input_kind == "logits":
             losses, grad, probability = _from_logits(x, y, w, pw, want_grad="grad" in wanted)
         else:
             losses, grad, probability = _from_probabilities(
@@ -140,7 +138,6 @@ def binary_cross_entropy(
         loss = reduce_losses(losses, reduction, divisor)
         if grad is not None and reduction == "mean" and divisor is not None:
             grad /= divisor
-
     result = BinaryCrossEntropyResult(
         loss=loss,
         count=count,
@@ -149,9 +146,8 @@ def binary_cross_entropy(
         grad=grad,
         predictions=(probability >= 0.5).astype(np.int64) if "predictions" in wanted else None,
     )
-    raise_if(
-        check_representable(field, dtype, {"loss": result.loss, "losses": result.losses, "grad": result.grad})
-    )
+    finite = {"loss": result.loss, "losses": result.losses, "grad": result.grad}
+    raise_if(check_representable(input_kind, dtype, finite))
     return result
 
 

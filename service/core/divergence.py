@@ -86,6 +86,35 @@ def divergence(
         >>> round(float(divergence(np.eye(10)[4], q).cross_entropy), 4)
         2.4361
     """
+    pp, qq = _prepare(p, q, base, reduction, epsilon)
+    qq = np.clip(qq, epsilon, 1.0)
+    scale = BASES[base]
+    p_log_p = _xlogy(pp, pp)
+    p_log_q = _xlogy(pp, qq)
+    # 0 - x rather than -x: an entropy of exactly zero is written 0.0, not -0.0.
+    cross_entropies = (0.0 - np.sum(p_log_q, axis=-1)) / scale
+    entropies = (0.0 - np.sum(p_log_p, axis=-1)) / scale
+    kl_divergences = np.sum(p_log_p - p_log_q, axis=-1) / scale
+
+    divisor = reduction_divisor(reduction, np.float64(cross_entropies.size), np.float64(1))
+
+    def reduce(values: FloatArray) -> np.floating[Any] | None:
+        return reduce_losses(values, reduction, divisor)
+
+    return DivergenceResult(
+        cross_entropy=reduce(cross_entropies),
+        entropy=reduce(entropies),
+        kl_divergence=reduce(kl_divergences),
+        cross_entropies=cross_entropies,
+        entropies=entropies,
+        kl_divergences=kl_divergences,
+    )
+
+
+def _prepare(
+    p: NDArray[Any], q: NDArray[Any], base: str, reduction: str, epsilon: float
+) -> tuple[FloatArray, FloatArray]:
+    """The options, then both distributions' shapes and values, every problem reported at once."""
     issues = check_choice("base", base, tuple(BASES)) + check_choice("reduction", reduction, REDUCTIONS)
     issues += check_epsilon(epsilon)
     for name, values in (("p", p), ("q", q)):
@@ -108,26 +137,4 @@ def divergence(
         issues += found
         arrays[name] = wide
     raise_if(issues)
-
-    pp, qq = arrays["p"], np.clip(arrays["q"], epsilon, 1.0)
-    scale = BASES[base]
-    p_log_p = _xlogy(pp, pp)
-    p_log_q = _xlogy(pp, qq)
-    # 0 - x rather than -x: an entropy of exactly zero is written 0.0, not -0.0.
-    cross_entropies = (0.0 - np.sum(p_log_q, axis=-1)) / scale
-    entropies = (0.0 - np.sum(p_log_p, axis=-1)) / scale
-    kl_divergences = np.sum(p_log_p - p_log_q, axis=-1) / scale
-
-    divisor = reduction_divisor(reduction, np.float64(cross_entropies.size), np.float64(1))
-
-    def reduce(values: FloatArray) -> np.floating[Any] | None:
-        return reduce_losses(values, reduction, divisor)
-
-    return DivergenceResult(
-        cross_entropy=reduce(cross_entropies),
-        entropy=reduce(entropies),
-        kl_divergence=reduce(kl_divergences),
-        cross_entropies=cross_entropies,
-        entropies=entropies,
-        kl_divergences=kl_divergences,
-    )
+    return arrays["p"], arrays["q"]

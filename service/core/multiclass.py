@@ -115,12 +115,8 @@ def cross_entropy(
     """
     options = _options(input_kind, ignore_index, reduction, label_smoothing, epsilon, dtype, outputs)
     if input_kind == "logits" and scores.size <= small.SMALL_INPUT_LIMIT:
-        try:
-            answer = small.small_logits(
-                scores, target, weight, ignore_index, reduction, label_smoothing, outputs, dtype
-            )
-        except OverflowError:  # the general path reports what overflowed
-            answer = None
+        given = (scores, target, weight, ignore_index, reduction, label_smoothing, outputs, dtype)
+        answer = small.small_logits(*given)
         if answer is not None:
             return answer
     problem = prepare_class_scores(scores, target, input_kind, weight, ignore_index, dtype)

@@ -84,10 +84,24 @@ def small_logits(
     outputs: Collection[str],
     dtype: ComputeDtype,
 ) -> CrossEntropyResult | None:
-    """``cross_entropy`` for logits and index targets, or ``None`` where the general path must answer.
+    """``cross_entropy`` for logits and index targets, or ``None`` where the general path must answer
+    (also where ``math.fsum`` overflows: the general path reports what overflowed)."""
+    try:
+        return _small_logits(scores, target, weight, ignore_index, reduction, label_smoothing, outputs, dtype)
+    except OverflowError:
+        return None
 
-    ``math.fsum`` raises OverflowError on huge losses; the caller treats that as ``None`` too.
-    """
+
+def _small_logits(
+    scores: NDArray[Any],
+    target: NDArray[Any],
+    weight: NDArray[Any] | None,
+    ignore_index: int | None,
+    reduction: Reduction,
+    label_smoothing: float,
+    outputs: Collection[str],
+    dtype: ComputeDtype,
+) -> CrossEntropyResult | None:
     given = _read(scores, target, weight, label_smoothing, dtype)
     if given is None:
         return None
