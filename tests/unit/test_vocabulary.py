@@ -17,8 +17,8 @@ from service.api.schemas import (
     CrossEntropyRequest,
     CrossEntropyResponse,
 )
+from service.api.v2.docs import INFER_DESCRIPTION
 from service.api.v2.registry import MODELS
-from service.api.v2.routes import INFER_DESCRIPTION
 from service.core import (
     BinaryOutput,
     CrossEntropyOutput,
