@@ -73,13 +73,7 @@ class RequestObserver:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = b""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id" and _SANE_REQUEST_ID.fullmatch(value):
-                request_id = value
-                break
-        if not request_id:
-            request_id = _new_request_id()
+        request_id = _request_id(scope)
         request_id_text = request_id.decode("ascii")
         token = REQUEST_ID.set(request_id_text)
         state = request_state(scope)
@@ -131,6 +125,15 @@ class RequestObserver:
             if access_logger.isEnabledFor(logging.INFO):
                 _log_access(scope, route, status, seconds, samples, request_id_text)
             REQUEST_ID.reset(token)
+
+
+def _request_id(scope: Scope) -> bytes:
+    """The client's X-Request-ID when it is sane, else a new one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and _SANE_REQUEST_ID.fullmatch(value):
+            request_id: bytes = value
+            return request_id
+    return _new_request_id()
 
 
 def _log_access(scope: Scope, route: str, status: int, seconds: float, samples: int, request_id: str) -> None:
