@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from service.core.binary import log_sigmoid, prepare_binary_scores, sigmoid
 from service.core.checks import check_representable, format_number, raise_if
 from service.core.errors import Issue
-from service.core.kernels import RowBlock, for_each_row_block
+from service.core.kernels import softmax_rows
 from service.core.options import (
     DEFAULT_EPSILON,
     ComputeDtype,
@@ -234,14 +234,7 @@ def _softmax_terms(problem: ClassScores, gamma: float, *, want_grad: bool) -> _T
     assert problem.index_target is not None and problem.keep is not None
     rows = np.arange(x.shape[0])
     kind = x.dtype.type
-    probabilities = np.empty_like(x)
-    log_probabilities = np.empty_like(x)
-
-    def consume(block: RowBlock) -> None:
-        np.divide(block.exp, block.total[:, None], out=probabilities[block.rows])
-        np.subtract(block.shifted, np.log(block.total)[:, None], out=log_probabilities[block.rows])
-
-    for_each_row_block(x, consume, want_argmax=False)
+    probabilities, log_probabilities = softmax_rows(x)
     keep, target = problem.keep, problem.index_target
     picked = log_probabilities[rows, target]  # log p_t
     one_minus = -np.expm1(picked)  # 1 - p_t
