@@ -8,7 +8,7 @@ check every response against these models.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Any, Final, Literal, Self
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -56,6 +56,13 @@ Dtype = ComputeDtype
 Base = Literal["e", "2", "10"]
 _CE = CROSS_ENTROPY_OUTPUTS
 _BCE = BINARY_OUTPUTS
+
+# The options' bounds are checked once, by the core (one message and error type for /v1, /v2 and
+# direct callers); the schema only states them.
+_SMOOTHING_SCHEMA: Final[dict[str, Any]] = {"minimum": LABEL_SMOOTHING_BOUNDS[0]}
+_SMOOTHING_SCHEMA["maximum"] = LABEL_SMOOTHING_BOUNDS[1]
+_EPSILON_SCHEMA: Final[dict[str, Any]] = {"exclusiveMinimum": EPSILON_BOUNDS[0]}
+_EPSILON_SCHEMA["exclusiveMaximum"] = EPSILON_BOUNDS[1]
 
 #: Every request model's configuration: strict types, no unknown fields, no NaN or Infinity.
 STRICT = ConfigDict(
@@ -152,14 +159,12 @@ class CrossEntropyRequest(_OneInputRequest):
     reduction: Reduction = Field(default="mean", description="How `loss` is reduced.")
     label_smoothing: float = Field(
         default=0.0,
-        ge=LABEL_SMOOTHING_BOUNDS[0],
-        le=LABEL_SMOOTHING_BOUNDS[1],
+        json_schema_extra=_SMOOTHING_SCHEMA,
         description="Label smoothing s in [0, 1], as PyTorch.",
     )
     epsilon: float = Field(
         default=DEFAULT_EPSILON,
-        gt=EPSILON_BOUNDS[0],
-        lt=EPSILON_BOUNDS[1],
+        json_schema_extra=_EPSILON_SCHEMA,
         description="Clip for probability inputs (scikit-learn's default: float64 epsilon).",
     )
     dtype: Dtype = Field(default="float64", description="Precision of the computation.")
@@ -228,14 +233,12 @@ class BinaryCrossEntropyRequest(_OneInputRequest):
     reduction: Reduction = Field(default="mean", description="'mean' averages over every element.")
     label_smoothing: float = Field(
         default=0.0,
-        ge=LABEL_SMOOTHING_BOUNDS[0],
-        le=LABEL_SMOOTHING_BOUNDS[1],
+        json_schema_extra=_SMOOTHING_SCHEMA,
         description="Keras's smoothing: y * (1 - s) + 0.5 * s.",
     )
     epsilon: float = Field(
         default=DEFAULT_EPSILON,
-        gt=EPSILON_BOUNDS[0],
-        lt=EPSILON_BOUNDS[1],
+        json_schema_extra=_EPSILON_SCHEMA,
         description="Clip for probabilities: [epsilon, 1 - epsilon].",
     )
     dtype: Dtype = Field(default="float64", description="Precision of the computation.")
@@ -271,7 +274,7 @@ class SoftmaxRequest(BaseModel):
     logits: FloatTensor = Field(description="Raw scores, any shape with at least one dimension.")
     temperature: float = Field(
         default=1.0,
-        gt=0.0,
+        json_schema_extra={"exclusiveMinimum": 0.0},
         description="T > 0: below 1 sharpens towards the one-hot argmax, above 1 flattens towards uniform.",
     )
     dim: int | None = Field(
@@ -305,8 +308,7 @@ class DivergenceRequest(BaseModel):
     reduction: Reduction = Field(default="mean", description="Over the N distributions.")
     epsilon: float = Field(
         default=DEFAULT_EPSILON,
-        gt=EPSILON_BOUNDS[0],
-        lt=EPSILON_BOUNDS[1],
+        json_schema_extra=_EPSILON_SCHEMA,
         description="q is clipped to [epsilon, 1].",
     )
 
