@@ -39,7 +39,7 @@ from service.core.options import (
     LossOptions,
     Reduction,
     check_choice,
-    loss_options,
+    check_options,
     reduce_losses,
     reduction_divisor,
 )
@@ -98,11 +98,9 @@ def cross_entropy(
         weight: ``(C,)`` non-negative class weights.
         ignore_index: index targets equal to it are skipped (default -100); ``None`` means "not given",
             which soft targets require, as PyTorch.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-        label_smoothing: ``s`` in [0, 1].
-        epsilon: clip for probability inputs, in (0, 0.5).
-        dtype: ``"float64"`` or ``"float32"``, the precision of the whole computation.
-        outputs: which arrays to return; the others are not computed.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``; label_smoothing: ``s`` in [0, 1].
+        epsilon: clip for probability inputs, in (0, 0.5); dtype: the precision of the whole computation.
+        outputs: which arrays to return (``CROSS_ENTROPY_OUTPUTS``); the others are not computed.
 
     Raises:
         InvalidInputError: listing every problem found; nothing is computed then.
@@ -116,7 +114,10 @@ def cross_entropy(
     options = _options(input_kind, ignore_index, reduction, label_smoothing, epsilon, dtype, outputs)
     if input_kind == "logits" and scores.size <= small.SMALL_INPUT_LIMIT:
         given = (scores, target, weight, ignore_index, reduction, label_smoothing, outputs, dtype)
-        answer = small.small_logits(*given)
+        try:
+            answer = small.small_logits(*given)
+        except OverflowError:  # the general path reports what overflowed
+            answer = None
         if answer is not None:
             return answer
     problem = prepare_class_scores(scores, target, input_kind, weight, ignore_index, dtype)
@@ -145,26 +146,20 @@ def _options(
     dtype: ComputeDtype,
     outputs: Collection[str],
 ) -> LossOptions:
-    later: list[Issue] = []
+    """The options, checked once (positional calls: this runs on every request, small ones included)."""
+    issues = check_choice("input_kind", input_kind, INPUT_KINDS)
+    issues += check_options(reduction, label_smoothing, epsilon, dtype, outputs, _OUTPUTS)
     if ignore_index is not None and not _INT64_MIN <= ignore_index <= _INT64_MAX:
         msg = f"ignore_index = {ignore_index} is outside the 64-bit integer range"
-        later.append(Issue(("ignore_index",), msg, "out_of_range"))
-    return loss_options(
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        epsilon=epsilon,
-        dtype=dtype,
-        outputs=outputs,
-        known_outputs=_OUTPUTS,
-        before=check_choice("input_kind", input_kind, INPUT_KINDS),
-        after=later,
-    )
+        issues.append(Issue(("ignore_index",), msg, "out_of_range"))
+    raise_if(issues)
+    return LossOptions(reduction, label_smoothing, epsilon, dtype, outputs)
 
 
 def _compute(problem: ClassScores, input_kind: InputKind, options: LossOptions) -> CrossEntropyResult:
     dtype = problem.x.dtype.type
     s = dtype(options.label_smoothing)
-    outputs = options.outputs
+    outputs = frozenset(options.outputs)
     plan = coefficients(problem, s)
     # The gradient of the reduced loss: of the mean divides by its denominator, of "none" is of the sum.
     # Dividing by the denominator last keeps w / sum(w) finite where 1 / sum(w) alone would overflow.

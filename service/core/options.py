@@ -35,6 +35,9 @@ ComputeDtype = Literal["float64", "float32"]
 DEFAULT_EPSILON: Final = float(np.finfo(np.float64).eps)
 
 
+#: The smallest normal number of each compute dtype.
+_SMALLEST_NORMAL: Final = {name: float(np.finfo(name).tiny) for name in ("float64", "float32")}
+
 #: The values of each option, spelled out once (``get_args`` and hashing ``Literal`` types are slow).
 REDUCTIONS: Final[tuple[str, ...]] = get_args(Reduction)
 COMPUTE_DTYPES: Final[tuple[str, ...]] = get_args(ComputeDtype)
@@ -55,7 +58,7 @@ def check_epsilon(epsilon: float, dtype: str = "float64") -> list[Issue]:
     if not low < epsilon < high:
         msg = f"epsilon = {format_number(epsilon)} is outside the open interval ({low:g}, {high:g})"
         return [Issue(("epsilon",), msg, "out_of_range")]
-    smallest = float(np.finfo(np.float32 if dtype == "float32" else np.float64).tiny)
+    smallest = _SMALLEST_NORMAL["float32" if dtype == "float32" else "float64"]
     if epsilon < smallest:
         msg = (
             f"epsilon = {format_number(epsilon)} is below the smallest normal {dtype} number ({smallest:.8g})"
@@ -65,7 +68,6 @@ def check_epsilon(epsilon: float, dtype: str = "float64") -> list[Issue]:
 
 
 def check_options(
-    *,
     reduction: str,
     label_smoothing: float,
     epsilon: float,
@@ -95,7 +97,7 @@ class LossOptions(NamedTuple):
     label_smoothing: float
     epsilon: float
     dtype: ComputeDtype
-    outputs: frozenset[str]
+    outputs: Collection[str]
 
 
 def loss_options(
@@ -111,16 +113,10 @@ def loss_options(
 ) -> LossOptions:
     """The options, checked once; raises ``InvalidInputError`` listing every problem found here, after
     ``before`` and before ``after`` (a loss's own option problems, in the order its messages list them)."""
-    found = (before or []) + check_options(
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        epsilon=epsilon,
-        dtype=dtype,
-        outputs=outputs,
-        known_outputs=known_outputs,
-    )
-    raise_if(found + (after or []))
-    return LossOptions(reduction, label_smoothing, epsilon, dtype, frozenset(outputs))
+    found = check_options(reduction, label_smoothing, epsilon, dtype, outputs, known_outputs)
+    if before or after or found:
+        raise_if((before or []) + found + (after or []))
+    return LossOptions(reduction, label_smoothing, epsilon, dtype, outputs)
 
 
 _Number = TypeVar("_Number", float, np.floating[Any])
