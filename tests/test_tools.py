@@ -55,3 +55,13 @@ def test_the_memory_benchmark_runs(protocol: list[str]) -> None:
     }
     assert figures["body_mb"] > 0 and figures["response_mb"] > 0
     assert figures["peak_rss_mb"] >= figures["rss_before_mb"] > 0
+
+
+def test_the_small_path_benchmark_runs() -> None:
+    run = _run("bench/small_path.py", "--quick", timeout=120)
+    ratios = [
+        float(line.split("general is")[1].rstrip("x"))
+        for line in run.stdout.splitlines()
+        if "general is" in line
+    ]
+    assert len(ratios) == 4 and all(ratio > 0 for ratio in ratios)

@@ -156,15 +156,10 @@ def _read(
     if target.dtype.kind not in "iu" or target.shape != scores.shape[:-1]:
         return None
     narrow = dtype == "float32"
-    batch = scores.tolist() if scores.ndim == 2 else [scores.tolist()]
     if narrow:
-        # Logits beyond the bound are the general path's; the rest cast to float32 without overflow.
-        # (A NaN makes the row's min or max compare false, or is caught with the losses.)
-        bound = _FLOAT32_SMALL_LOGIT_BOUND
-        if not all(-bound <= min(row) and max(row) <= bound for row in batch):
-            return None
-        scores = scores.astype(np.float32)
-        batch = scores.tolist() if scores.ndim == 2 else [scores.tolist()]
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores = scores.astype(np.float32)
+    batch = scores.tolist() if scores.ndim == 2 else [scores.tolist()]
     weights: list[float] | None = None
     if weight is not None:
         weights = _weights(weight, scores.shape[-1], narrow=narrow)
