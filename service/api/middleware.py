@@ -38,7 +38,6 @@ access_logger = logging.getLogger(ACCESS_LOGGER)
 
 _SANE_REQUEST_ID: Final = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _ALWAYS: Final = ((b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store"))
-_PROBLEM: Final = b"application/problem+json"
 
 
 # Generated ids: a random 64-bit prefix per process and a counter, 32 hex digits like a UUID's, unique
@@ -107,7 +106,7 @@ class RequestObserver:
             status = 500  # also when a streamed answer broke off after its status line went out
             if not response_started:
                 problem = Problem(500, "the service failed to handle this request; it has been logged")
-                await _send_problem(send_with_headers, problem)
+                await problem.send(send_with_headers)
         finally:
             self.metrics.in_flight.dec()
             seconds = time.perf_counter() - started
@@ -199,14 +198,4 @@ class BearerAuth:
             else "this service needs an API key: send Authorization: Bearer <key>"
         )
         request_state(scope)["problem_kinds"] = ["unauthorized"]
-        await _send_problem(send, Problem(401, detail, headers={"WWW-Authenticate": challenge}))
-
-
-async def _send_problem(send: Send, problem: Problem) -> None:
-    body = problem.to_bytes()
-    headers = [(b"content-type", _PROBLEM), (b"content-length", str(len(body)).encode())]
-    headers += [
-        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in problem.headers.items()
-    ]
-    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+        await Problem(401, detail, headers={"WWW-Authenticate": challenge}).send(send)

@@ -100,11 +100,7 @@ class Reply:
 
     @classmethod
     def problem(cls, problem: Problem) -> Reply:
-        extra = tuple(
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in problem.headers.items()
-        )
-        return cls(problem.status, problem.to_bytes(), _PROBLEM_CONTENT_TYPE, extra)
+        return cls(problem.status, problem.to_bytes(), _PROBLEM_CONTENT_TYPE, tuple(problem.wire_headers()))
 
 
 class RawBodyRoute(APIRoute):
