@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -110,7 +110,7 @@ def focal_loss(
     with np.errstate(over="ignore"):
         if target.shape == logits.shape:
             terms = _sigmoid_terms(logits, target, weights, gamma, dtype, want_grad=want_grad)
-            shape_of = _same_shape
+            shape_of: _Layout = _same_shape
         else:
             problem = _softmax_problem(logits, target, weights, ignore_index, dtype)
             terms = _softmax_terms(problem, gamma, want_grad=want_grad)
@@ -139,7 +139,13 @@ def _options(
     )
 
 
-def _reduce(terms: _Terms, options: LossOptions, shape_of: Any) -> FocalLossResult:
+class _Layout(Protocol):
+    """Puts a per-element (``batch``) or per-score array back in the input's layout."""
+
+    def __call__(self, values: FloatArray, *, batch: bool) -> FloatArray: ...
+
+
+def _reduce(terms: _Terms, options: LossOptions, shape_of: _Layout) -> FocalLossResult:
     """The one reduction, and the outputs asked for in the input's layout."""
     kind = terms.losses.dtype.type
     divisor = reduction_divisor(options.reduction, kind(terms.count), kind(1))
@@ -160,7 +166,7 @@ def _same_shape(values: FloatArray, *, batch: bool) -> FloatArray:
     return values
 
 
-def _class_shapes(problem: ClassScores) -> Any:
+def _class_shapes(problem: ClassScores) -> _Layout:
     def shape_of(values: FloatArray, *, batch: bool) -> FloatArray:
         return values.reshape(problem.batch_shape) if batch else restore(values, problem.input_shape)
 
