@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -76,6 +76,13 @@ class ServiceApp(FastAPI):
     lean_routes: dict[str, RawBodyRoute]
     front_door: ASGIApp | None = None
 
+    def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
+        """Add a middleware around the app's stack and around the front door alike: one list of
+        middleware for both paths, whoever adds one and whenever (before the app starts)."""
+        super().add_middleware(middleware_class, *args, **kwargs)
+        if self.front_door is not None:
+            self.front_door = middleware_class(self.front_door, *args, **kwargs)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.front_door is not None and scope["type"] == "http" and scope["method"] == "POST":
             route = self.lean_routes.get(scope["path"][len(scope.get("root_path", "")) :])
@@ -108,16 +115,6 @@ def create_app(
     """
     check_serialiser()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.api_keys:
-            logger.info("access control on: %d API key(s) configured", len(settings.api_keys))
-        else:
-            logger.warning(
-                "access control off: XENT_API_KEYS is empty, anyone who can reach the service may use it"
-            )
-        yield
-
     app = ServiceApp(
         title="Cross-entropy service",
         version=VERSION,
@@ -129,7 +126,7 @@ def create_app(
             {"name": "operations", "description": "Health probes and metrics for operators."},
         ],
         separate_input_output_schemas=False,
-        lifespan=lifespan,
+        lifespan=_lifespan(settings),
         docs_url=None,  # served offline by install_docs
         redoc_url=None,
     )
@@ -154,35 +151,51 @@ def create_app(
     install_docs(app, title=app.title)
     install_pages(app)
 
-    # The same middleware, innermost first, around the whole app and around the lean front door:
-    # HeadAsGet, BearerAuth (when keys are set), CORS (outside it, so that preflights need no key),
-    # the observer.
-    keys = [key.get_secret_value() for key in settings.api_keys]
-    layers: list[tuple[Any, dict[str, Any]]] = [(HeadAsGet, {})]
-    if keys:
-        public = {"public_prefixes": _public_prefixes(settings), "public_paths": _public_paths(settings)}
-        layers.append((BearerAuth, {"keys": keys, **public}))
-    if settings.cors_origins:
-        cors = {
-            "allow_origins": settings.cors_origins,
-            "allow_methods": ["GET", "POST"],
-            "allow_headers": ["authorization", "content-type", "x-request-id"],
-            "expose_headers": ["x-request-id"],
-        }
-        layers.append((CORSMiddleware, cors))
-    layers.append((RequestObserver, {"metrics": metrics}))
-    front_door: ASGIApp = call_lean_route
-    for layer, options in layers:
-        app.add_middleware(layer, **options)
-        front_door = layer(front_door, **options)
     app.lean_routes = {route.path: route for route in lean}
-    app.front_door = front_door
+    app.front_door = call_lean_route
+    _install_middleware(app, settings, metrics)
 
     def openapi() -> dict[str, object]:
         return build_openapi(app)
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """What the app does when it starts: say whether access control is on."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.api_keys:
+            logger.info("access control on: %d API key(s) configured", len(settings.api_keys))
+        else:
+            logger.warning(
+                "access control off: XENT_API_KEYS is empty, anyone who can reach the service may use it"
+            )
+        yield
+
+    return lifespan
+
+
+def _install_middleware(app: ServiceApp, settings: Settings, metrics: ServiceMetrics) -> None:
+    """The service's middleware, innermost first (each reaches the front door too, see
+    ``ServiceApp.add_middleware``): HeadAsGet, BearerAuth (when keys are set), CORS (outside it, so
+    that preflights need no key), the observer."""
+    app.add_middleware(HeadAsGet)
+    keys = [key.get_secret_value() for key in settings.api_keys]
+    if keys:
+        public = {"public_prefixes": _public_prefixes(settings), "public_paths": _public_paths(settings)}
+        app.add_middleware(BearerAuth, keys=keys, **public)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
+            expose_headers=["x-request-id"],
+        )
+    app.add_middleware(RequestObserver, metrics=metrics)
 
 
 def app_from_environment() -> ServiceApp:

@@ -83,3 +83,13 @@ def test_the_peer_benchmark_runs_dry(tmp_path: Path) -> None:
     for row in data["validation"]:
         for problem in ("negative target", "ragged array", "NaN"):
             assert row[problem][:1] == "4", (row["route"], problem, row[problem])
+
+
+def test_the_small_path_benchmark_runs() -> None:
+    run = _run("bench/small_path.py", "--quick", timeout=120)
+    ratios = [
+        float(line.split("general is")[1].rstrip("x"))
+        for line in run.stdout.splitlines()
+        if "general is" in line
+    ]
+    assert len(ratios) == 4 and all(ratio > 0 for ratio in ratios)

@@ -238,13 +238,15 @@ def json_to_array(
             raise _not_a_number(field, *found)
         # Only numbers, but NumPy kept Python objects: integers beyond 64 bits.
         return _finish(_convert_big_integers(value, field, numbers), numbers)
-    if numbers == "number" and array.dtype.kind == "f" and _holds_big_integer(value, array):
-        # NumPy made floats of integers that int64 and uint64 could not hold together.
-        return _finish(_convert_big_integers(value, field, numbers), numbers)
-    if array.dtype.kind == "u" and numbers == "number":
-        # NumPy chose uint64: some integer is >= 2**63, which no class index can be.
+    if numbers == "number" and _may_hide_big_integers(value, array):
         return _finish(_convert_big_integers(value, field, numbers), numbers)
     return _finish(array, numbers)
+
+
+def _may_hide_big_integers(value: Any, array: NDArray[Any]) -> bool:
+    """Whether NumPy's array of JSON numbers may hold an integer of 2**63 or more: it chose uint64,
+    or it made floats of integers that int64 and uint64 could not hold together."""
+    return array.dtype.kind == "u" or (array.dtype.kind == "f" and _holds_big_integer(value, array))
 
 
 def _checked_array(array: NDArray[Any], field: str, numbers: NumberKind, limits: ArrayLimits) -> NDArray[Any]:

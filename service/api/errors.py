@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Send
 
 from service.core import InvalidInputError, Issue, Loc, format_loc
 from service.observability import REQUEST_ID
@@ -36,6 +37,7 @@ __all__ = [
 logger = logging.getLogger("service.errors")
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+_PROBLEM_TYPE_BYTES = PROBLEM_CONTENT_TYPE.encode()
 
 #: Problem ``type`` for each status this service emits; relative references, documented in the README.
 PROBLEM_TYPES: dict[int, str] = {
@@ -101,6 +103,21 @@ class Problem(Exception):
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.body())
+
+    def wire_headers(self) -> list[tuple[bytes, bytes]]:
+        """Its own headers (``WWW-Authenticate``, ``Allow``, ...) as ASGI sends them."""
+        return [
+            (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.headers.items()
+        ]
+
+    async def send(self, send: Send) -> None:
+        """Write it to an ASGI ``send`` (where no Starlette ``Response`` is at hand, as in middleware)."""
+        body = self.to_bytes()
+        headers = [(b"content-type", _PROBLEM_TYPE_BYTES), (b"content-length", str(len(body)).encode())]
+        await send(
+            {"type": "http.response.start", "status": self.status, "headers": headers + self.wire_headers()}
+        )
+        await send({"type": "http.response.body", "body": body})
 
     def to_response(self) -> Response:
         return Response(

@@ -98,13 +98,7 @@ class RequestObserver:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = b""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id" and _SANE_REQUEST_ID.fullmatch(value):
-                request_id = value
-                break
-        if not request_id:
-            request_id = _new_request_id()
+        request_id = _request_id(scope)
         request_id_text = request_id.decode("ascii")
         token = REQUEST_ID.set(request_id_text)
         state = request_state(scope)
@@ -138,7 +132,7 @@ class RequestObserver:
             status = 500  # also when a streamed answer broke off after its status line went out
             if not response_started:
                 problem = Problem(500, "the service failed to handle this request; it has been logged")
-                await _send_problem(send_with_headers, problem)
+                await problem.send(send_with_headers)
         finally:
             if not response_started and state.get("client_gone"):
                 status = CLIENT_CLOSED_REQUEST  # the client's doing, not a server error
@@ -158,6 +152,15 @@ class RequestObserver:
             if access_logger.isEnabledFor(logging.INFO):
                 _log_access(scope, route, status, seconds, samples, request_id_text)
             REQUEST_ID.reset(token)
+
+
+def _request_id(scope: Scope) -> bytes:
+    """The client's X-Request-ID when it is sane, else a new one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and _SANE_REQUEST_ID.fullmatch(value):
+            request_id: bytes = value
+            return request_id
+    return _new_request_id()
 
 
 def _log_access(scope: Scope, route: str, status: int, seconds: float, samples: int, request_id: str) -> None:
@@ -238,14 +241,4 @@ class BearerAuth:
             else "this service needs an API key: send Authorization: Bearer <key>"
         )
         request_state(scope)["problem_kinds"] = ["unauthorized"]
-        await _send_problem(send, Problem(401, detail, headers={"WWW-Authenticate": challenge}))
-
-
-async def _send_problem(send: Send, problem: Problem) -> None:
-    body = problem.to_bytes()
-    headers = [(b"content-type", _PROBLEM), (b"content-length", str(len(body)).encode())]
-    headers += [
-        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in problem.headers.items()
-    ]
-    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+        await Problem(401, detail, headers={"WWW-Authenticate": challenge}).send(send)

@@ -1,4 +1,4 @@
-"""The contract: pydantic models of every request and response body, with the seed's examples.
+"""The contract: pydantic models of every request and response body (their examples: ``examples.py``).
 
 Request models validate strictly (``true`` is not 1, ``"2"`` is not a number, unknown fields are
 refused) and hold NumPy arrays once validated (see ``service.api.arrays``). Response models document
@@ -8,7 +8,7 @@ check every response against these models.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Any, Final, Literal, Self
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, model_validator
 from pydantic_core import PydanticCustomError
@@ -22,13 +22,25 @@ from service.api.arrays import (
     TargetTensor,
 )
 from service.api.json_keys import unknown_fields_issue
-from service.core import DEFAULT_BINARY_OUTPUTS, DEFAULT_EPSILON, DEFAULT_IGNORE_INDEX, DEFAULT_OUTPUTS
+from service.core import (
+    DEFAULT_BINARY_OUTPUTS,
+    DEFAULT_EPSILON,
+    DEFAULT_IGNORE_INDEX,
+    DEFAULT_OUTPUTS,
+    BinaryOutput,
+    ComputeDtype,
+    CrossEntropyOutput,
+    Reduction,
+)
+from service.core.vocabulary import (
+    BINARY_OUTPUTS,
+    CROSS_ENTROPY_OUTPUTS,
+    EPSILON_BOUNDS,
+    LABEL_SMOOTHING_BOUNDS,
+)
 
 __all__ = [
-    "BINARY_CROSS_ENTROPY_EXAMPLES",
-    "CROSS_ENTROPY_EXAMPLES",
-    "DIVERGENCE_EXAMPLES",
-    "SOFTMAX_EXAMPLES",
+    "STRICT",
     "BinaryCrossEntropyRequest",
     "BinaryCrossEntropyResponse",
     "CrossEntropyRequest",
@@ -43,15 +55,20 @@ __all__ = [
     "known_keys",
 ]
 
-Reduction = Literal["mean", "sum", "none"]
-Dtype = Literal["float64", "float32"]
-CrossEntropyOutputName = Literal[
-    "losses", "softmax", "log_softmax", "grad", "predictions", "target_probability"
-]
-BinaryOutputName = Literal["losses", "sigmoid", "grad", "predictions"]
+Dtype = ComputeDtype
 Base = Literal["e", "2", "10"]
+_CE = CROSS_ENTROPY_OUTPUTS
+_BCE = BINARY_OUTPUTS
 
-_STRICT = ConfigDict(
+# The options' bounds are checked once, by the core (one message and error type for /v1, /v2 and
+# direct callers); the schema only states them.
+_SMOOTHING_SCHEMA: Final[dict[str, Any]] = {"minimum": LABEL_SMOOTHING_BOUNDS[0]}
+_SMOOTHING_SCHEMA["maximum"] = LABEL_SMOOTHING_BOUNDS[1]
+_EPSILON_SCHEMA: Final[dict[str, Any]] = {"exclusiveMinimum": EPSILON_BOUNDS[0]}
+_EPSILON_SCHEMA["exclusiveMaximum"] = EPSILON_BOUNDS[1]
+
+#: Every request model's configuration: strict types, no unknown fields, no NaN or Infinity.
+STRICT = ConfigDict(
     strict=True,
     extra="forbid",
     arbitrary_types_allowed=True,
@@ -123,7 +140,7 @@ class _OneInputRequest(RequestModel):
     also be sent as ``labels`` (sending both leaves ``labels`` an unknown field, which
     ``service.api.errors`` words as the conflict it is)."""
 
-    model_config = ConfigDict(**_STRICT, json_schema_extra=_one_input_schema)
+    model_config = ConfigDict(**STRICT, json_schema_extra=_one_input_schema)
 
     @staticmethod
     def input_names() -> tuple[str, ...]:
@@ -189,18 +206,19 @@ class CrossEntropyRequest(_OneInputRequest):
     )
     reduction: Reduction = Field(default="mean", description="How `loss` is reduced.")
     label_smoothing: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="Label smoothing s in [0, 1], as PyTorch."
+        default=0.0,
+        json_schema_extra=_SMOOTHING_SCHEMA,
+        description="Label smoothing s in [0, 1], as PyTorch.",
     )
     epsilon: float = Field(
         default=DEFAULT_EPSILON,
-        gt=0.0,
-        lt=0.5,
+        json_schema_extra=_EPSILON_SCHEMA,
         description="Clip for probability inputs (scikit-learn's default: float64 epsilon).",
     )
     dtype: Dtype = Field(default="float64", description="Precision of the computation.")
-    outputs: list[CrossEntropyOutputName] = Field(
+    outputs: list[CrossEntropyOutput] = Field(
         default_factory=lambda: list(DEFAULT_OUTPUTS),
-        max_length=6,
+        max_length=len(CROSS_ENTROPY_OUTPUTS),
         description="Which arrays to return besides `loss` and `count`.",
     )
 
@@ -223,30 +241,13 @@ class CrossEntropyResponse(BaseModel):
     count: int = Field(
         description="Non-ignored targets (elements for K-dimensional input; all elements for soft)."
     )
-    losses: float | NumberTensor | None = Field(
-        default=None,
-        description="Unreduced losses, shape of the input without the class dimension; 0 where ignored.",
-    )
-    softmax: NumberTensor | None = Field(
-        default=None,
-        description=(
-            "The class distribution the loss used: softmax(logits), the given probabilities, or "
-            "exp(log_probabilities)."
-        ),
-    )
-    log_softmax: NumberTensor | None = Field(
-        default=None, description="Its log (of the clipped probabilities for probability input)."
-    )
-    grad: NumberTensor | None = Field(
-        default=None,
-        description="d loss / d input under the requested reduction ('none': of the sum).",
-    )
-    predictions: int | IndexTensor | None = Field(
-        default=None, description="Argmax class (first on ties), shape of the input without C."
-    )
+    losses: float | NumberTensor | None = Field(default=None, description=_CE["losses"].description)
+    softmax: NumberTensor | None = Field(default=None, description=_CE["softmax"].description)
+    log_softmax: NumberTensor | None = Field(default=None, description=_CE["log_softmax"].description)
+    grad: NumberTensor | None = Field(default=None, description=_CE["grad"].description)
+    predictions: int | IndexTensor | None = Field(default=None, description=_CE["predictions"].description)
     target_probability: float | NullableNumberTensor | None = Field(
-        default=None,
-        description="Probability given to the target class; null where ignored (index targets).",
+        default=None, description=_CE["target_probability"].description
     )
 
 
@@ -279,15 +280,19 @@ class BinaryCrossEntropyRequest(_OneInputRequest):
     )
     reduction: Reduction = Field(default="mean", description="'mean' averages over every element.")
     label_smoothing: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="Keras's smoothing: y * (1 - s) + 0.5 * s."
+        default=0.0,
+        json_schema_extra=_SMOOTHING_SCHEMA,
+        description="Keras's smoothing: y * (1 - s) + 0.5 * s.",
     )
     epsilon: float = Field(
-        default=DEFAULT_EPSILON, gt=0.0, lt=0.5, description="Clip for probabilities: [epsilon, 1 - epsilon]."
+        default=DEFAULT_EPSILON,
+        json_schema_extra=_EPSILON_SCHEMA,
+        description="Clip for probabilities: [epsilon, 1 - epsilon].",
     )
     dtype: Dtype = Field(default="float64", description="Precision of the computation.")
-    outputs: list[BinaryOutputName] = Field(
+    outputs: list[BinaryOutput] = Field(
         default_factory=lambda: list(DEFAULT_BINARY_OUTPUTS),
-        max_length=4,
+        max_length=len(BINARY_OUTPUTS),
         description="Which arrays to return besides `loss` and `count`.",
     )
 
@@ -303,27 +308,21 @@ class BinaryCrossEntropyResponse(BaseModel):
 
     loss: float | None = Field(description="The reduced loss; null for reduction 'none'.")
     count: int = Field(description="Number of elements.")
-    losses: float | NumberTensor | None = Field(default=None, description="Elementwise losses.")
-    sigmoid: float | NumberTensor | None = Field(
-        default=None, description="The probabilities used: sigmoid(logits), or the clipped probabilities."
-    )
-    grad: float | NumberTensor | None = Field(
-        default=None, description="d loss / d input under the requested reduction ('none': of the sum)."
-    )
-    predictions: int | IndexTensor | None = Field(
-        default=None, description="1 where the probability is >= 0.5, else 0."
-    )
+    losses: float | NumberTensor | None = Field(default=None, description=_BCE["losses"].description)
+    sigmoid: float | NumberTensor | None = Field(default=None, description=_BCE["sigmoid"].description)
+    grad: float | NumberTensor | None = Field(default=None, description=_BCE["grad"].description)
+    predictions: int | IndexTensor | None = Field(default=None, description=_BCE["predictions"].description)
 
 
 class SoftmaxRequest(RequestModel):
     """Softmax and log-softmax of ``logits / temperature`` along ``dim``."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     logits: FloatTensor = Field(description="Raw scores, any shape with at least one dimension.")
     temperature: float = Field(
         default=1.0,
-        gt=0.0,
+        json_schema_extra={"exclusiveMinimum": 0.0},
         description="T > 0: below 1 sharpens towards the one-hot argmax, above 1 flattens towards uniform.",
     )
     dim: int | None = Field(
@@ -347,7 +346,7 @@ class SoftmaxResponse(BaseModel):
 class DivergenceRequest(RequestModel):
     """Two distributions over the same classes: ``p`` the truth, ``q`` the prediction."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     p: FloatTensor = Field(
         description="True distribution(s), (C) or (N, C): values in [0, 1], each summing to 1 within 1e-3."
@@ -356,7 +355,9 @@ class DivergenceRequest(RequestModel):
     base: Base = Field(default="e", description="Logarithm base: 'e' (nats), '2' (bits) or '10'.")
     reduction: Reduction = Field(default="mean", description="Over the N distributions.")
     epsilon: float = Field(
-        default=DEFAULT_EPSILON, gt=0.0, lt=0.5, description="q is clipped to [epsilon, 1]."
+        default=DEFAULT_EPSILON,
+        json_schema_extra=_EPSILON_SCHEMA,
+        description="q is clipped to [epsilon, 1].",
     )
 
 
@@ -391,111 +392,3 @@ class ProblemDetail(BaseModel):
     errors: list[ProblemItem] | None = Field(
         default=None, description="Every problem found in the request content (422 only)."
     )
-
-
-SEED_LOGITS: dict[str, Any] = {
-    "logits": [[-1, 0.5, 2], [-1, 0.5, 3]],
-    "target": [1, 2],
-}
-SEED_PROBABILITIES: dict[str, Any] = {
-    "probabilities": [[0.1058, 0.1043, 0.0988, 0.1066, 0.0875, 0.0881, 0.1027, 0.1046, 0.1057, 0.0958]],
-    "target": [4],
-    "outputs": ["losses", "predictions", "target_probability"],
-}
-
-CROSS_ENTROPY_EXAMPLES: dict[str, dict[str, Any]] = {
-    "seed_logits": {
-        "summary": "The article's 3-class example (cat, dog, horse)",
-        "description": (
-            "Logits [[-1, 0.5, 2], [-1, 0.5, 3]] with targets [1, 2] give loss 0.9185, per-sample "
-            "losses 1.7413 and 0.0957, softmax rows [0.0391, 0.1753, 0.7856] and "
-            "[0.0166, 0.0746, 0.9088], the same as nn.CrossEntropyLoss."
-        ),
-        "value": SEED_LOGITS,
-    },
-    "seed_fashion_mnist": {
-        "summary": "The article's Fashion-MNIST prediction (probabilities)",
-        "description": (
-            "A half-trained network's probabilities for an image of class 4 (Coat): "
-            "loss -log(0.0875) = 2.4361. The printed probabilities sum to 0.9999 and are accepted "
-            "as they are, without renormalisation."
-        ),
-        "value": SEED_PROBABILITIES,
-    },
-    "soft_targets_smoothing": {
-        "summary": "Soft targets with label smoothing, every output",
-        "value": {
-            "logits": [[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]],
-            "target": [[0.9, 0.1, 0.0], [0.0, 0.2, 0.8]],
-            "label_smoothing": 0.1,
-            "outputs": ["losses", "softmax", "log_softmax", "grad", "predictions"],
-        },
-    },
-    "weights_and_ignore_index": {
-        "summary": "Class weights, an ignored target, summed",
-        "value": {
-            "logits": [[1.0, 2.0, 0.5], [0.3, 0.1, 2.2], [1.5, -0.5, 0.0]],
-            "target": [1, -100, 0],
-            "weight": [1.0, 2.0, 0.5],
-            "reduction": "sum",
-            "outputs": ["losses", "grad", "target_probability"],
-        },
-    },
-}
-
-
-BINARY_CROSS_ENTROPY_EXAMPLES: dict[str, dict[str, Any]] = {
-    "multi_label": {
-        "summary": "Multi-label logits, every output",
-        "description": "Two samples, three independent labels each.",
-        "value": {
-            "logits": [[1.2, -0.8, 0.3], [-1.5, 2.0, 0.0]],
-            "target": [[1, 0, 1], [0, 1, 0]],
-            "outputs": ["losses", "sigmoid", "grad", "predictions"],
-        },
-    },
-    "pos_weight": {
-        "summary": "Rare positives weighted up (pos_weight), summed",
-        "value": {
-            "logits": [[0.5, -2.0], [-1.0, 1.5]],
-            "target": [[1, 0], [0, 1]],
-            "pos_weight": [3.0, 1.5],
-            "reduction": "sum",
-        },
-    },
-    "probabilities": {
-        "summary": "Probabilities (nn.BCELoss), one certain mistake clipped",
-        "description": "p = 0 for a positive costs -log(2.22e-16) = 36.04 instead of infinity.",
-        "value": {"probabilities": [0.9, 0.2, 0.0], "target": [1, 0, 1], "reduction": "none"},
-    },
-}
-
-SOFTMAX_EXAMPLES: dict[str, dict[str, Any]] = {
-    "seed_logits": {
-        "summary": "The article's logits",
-        "description": "Rows [0.0391, 0.1753, 0.7856] and [0.0166, 0.0746, 0.9088].",
-        "value": {"logits": [[-1, 0.5, 2], [-1, 0.5, 3]]},
-    },
-    "temperature": {
-        "summary": "The same logits at temperature 0.5 (sharper)",
-        "value": {"logits": [[-1, 0.5, 2], [-1, 0.5, 3]], "temperature": 0.5},
-    },
-}
-
-FASHION_MNIST_Q = SEED_PROBABILITIES["probabilities"][0]
-
-DIVERGENCE_EXAMPLES: dict[str, dict[str, Any]] = {
-    "seed_fashion_mnist": {
-        "summary": "The article's one-hot truth against the network's prediction",
-        "description": (
-            "p is one-hot at class 4 (Coat); q is the half-trained network's prediction. "
-            "H(p, q) = -log(0.0875) = 2.4361 nats; H(p) = 0, so KL(p || q) is also 2.4361."
-        ),
-        "value": {"p": [[0, 0, 0, 0, 1, 0, 0, 0, 0, 0]], "q": [FASHION_MNIST_Q]},
-    },
-    "bits": {
-        "summary": "Two distributions, in bits",
-        "description": "H(p, q) = 1.5 bits, H(p) = 1 bit, KL = 0.5 bit.",
-        "value": {"p": [0.5, 0.0, 0.5], "q": [0.25, 0.25, 0.5], "base": "2"},
-    },
-}

@@ -32,8 +32,18 @@ from service.core.checks import (
     raise_if,
 )
 from service.core.errors import InvalidInputError, Issue
-from service.core.options import DEFAULT_EPSILON, ComputeDtype, Reduction, check_choice, check_options
+from service.core.options import (
+    DEFAULT_EPSILON,
+    ComputeDtype,
+    LossOptions,
+    Reduction,
+    check_choice,
+    loss_options,
+    reduce_losses,
+    reduction_divisor,
+)
 from service.core.softmax import FloatArray
+from service.core.vocabulary import BINARY_OUTPUTS, DEFAULT_BINARY_OUTPUTS, BinaryOutput
 
 __all__ = [
     "DEFAULT_BINARY_OUTPUTS",
@@ -42,14 +52,12 @@ __all__ = [
     "BinaryOutput",
     "binary_cross_entropy",
     "log_sigmoid",
+    "prepare_binary_scores",
     "sigmoid",
 ]
 
 BinaryInputKind = Literal["logits", "probabilities"]
-BinaryOutput = Literal["losses", "sigmoid", "grad", "predictions"]
-DEFAULT_BINARY_OUTPUTS: Final[tuple[BinaryOutput, ...]] = ("losses", "sigmoid")
 _INPUT_KINDS: Final[tuple[str, ...]] = get_args(BinaryInputKind)
-_BINARY_OUTPUTS: Final[tuple[str, ...]] = get_args(BinaryOutput)
 
 #: PyTorch's BCELoss floor for log p and log(1 - p).
 _LOG_FLOOR: Final = -100.0
@@ -113,32 +121,25 @@ def binary_cross_entropy(
         >>> round(float(r.loss), 4)
         1.41
     """
-    field = input_kind
-    x, y, w, pw = _prepare(
-        scores, target, input_kind, weight, pos_weight, reduction, label_smoothing, epsilon, dtype, outputs
-    )
-    wanted = frozenset(outputs)
+    options = _options(input_kind, pos_weight, reduction, label_smoothing, epsilon, dtype, outputs)
+    x, y, w, pw = prepare_binary_scores(scores, target, input_kind, weight, pos_weight, dtype)
+    wanted = options.outputs
     kind = x.dtype.type
     s = kind(label_smoothing)
     if s > 0:
         y = y * (1 - s) + s / 2
-
     with np.errstate(over="ignore"):
-        if field == "logits":
+        if input_kind == "logits":
             losses, grad, probability = _from_logits(x, y, w, pw, want_grad="grad" in wanted)
         else:
             losses, grad, probability = _from_probabilities(
                 x, y, w, kind(epsilon), want_grad="grad" in wanted
             )
         count = int(x.size)
-        loss: np.floating[Any] | None = None
-        if reduction == "sum":
-            loss = np.sum(losses)
-        elif reduction == "mean":
-            loss = np.sum(losses) / kind(count)
-        if grad is not None and reduction == "mean":
-            grad /= kind(count)
-
+        divisor = reduction_divisor(reduction, kind(count), kind(1))
+        loss = reduce_losses(losses, reduction, divisor)
+        if grad is not None and reduction == "mean" and divisor is not None:
+            grad /= divisor
     result = BinaryCrossEntropyResult(
         loss=loss,
         count=count,
@@ -147,9 +148,8 @@ def binary_cross_entropy(
         grad=grad,
         predictions=(probability >= 0.5).astype(np.int64) if "predictions" in wanted else None,
     )
-    raise_if(
-        check_representable(field, dtype, {"loss": result.loss, "losses": result.losses, "grad": result.grad})
-    )
+    finite = {"loss": result.loss, "losses": result.losses, "grad": result.grad}
+    raise_if(check_representable(input_kind, dtype, finite))
     return result
 
 
@@ -194,32 +194,46 @@ def _from_probabilities(
     return np.broadcast_to(losses, p.shape).copy(), grad, clipped
 
 
-def _prepare(
-    scores: NDArray[Any],
-    target: NDArray[Any],
+def _options(
     input_kind: str,
-    weight: NDArray[Any] | None,
     pos_weight: NDArray[Any] | None,
-    reduction: str,
+    reduction: Reduction,
     label_smoothing: float,
     epsilon: float,
-    dtype: str,
+    dtype: ComputeDtype,
     outputs: Collection[str],
-) -> tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None]:
-    issues = check_choice("input_kind", input_kind, _INPUT_KINDS)
-    issues += check_options(
+) -> LossOptions:
+    later: list[Issue] = []
+    if pos_weight is not None and input_kind == "probabilities":
+        msg = "pos_weight applies to logits only (as PyTorch's BCEWithLogitsLoss); send logits"
+        later.append(Issue(("pos_weight",), msg, "not_supported"))
+    return loss_options(
         reduction=reduction,
         label_smoothing=label_smoothing,
         epsilon=epsilon,
         dtype=dtype,
         outputs=outputs,
-        known_outputs=_BINARY_OUTPUTS,
+        known_outputs=tuple(BINARY_OUTPUTS),
+        before=check_choice("input_kind", input_kind, _INPUT_KINDS),
+        after=later,
     )
-    if pos_weight is not None and input_kind == "probabilities":
-        msg = "pos_weight applies to logits only (as PyTorch's BCEWithLogitsLoss); send logits"
-        issues.append(Issue(("pos_weight",), msg, "not_supported"))
-    raise_if(issues)
 
+
+def prepare_binary_scores(
+    scores: NDArray[Any],
+    target: NDArray[Any],
+    input_kind: str,
+    weight: NDArray[Any] | None,
+    pos_weight: NDArray[Any] | None,
+    dtype: str,
+) -> tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None]:
+    """Elementwise scores (logits, or probabilities in [0, 1]), targets in [0, 1] of their shape, and
+    weights broadcast to it, checked and in the compute dtype: ``(x, y, w, pw)``. Reusable by any
+    elementwise loss.
+
+    Raises:
+        InvalidInputError: listing every problem found.
+    """
     field = input_kind
     if scores.size == 0:
         msg = f"{field} has shape {scores.shape}: every dimension needs at least one element"

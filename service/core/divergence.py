@@ -24,7 +24,15 @@ from numpy.typing import NDArray
 
 from service.core.checks import check_distributions, check_finite, check_in_range, raise_if
 from service.core.errors import InvalidInputError, Issue
-from service.core.options import DEFAULT_EPSILON, REDUCTIONS, Reduction, check_choice, check_epsilon
+from service.core.options import (
+    DEFAULT_EPSILON,
+    REDUCTIONS,
+    Reduction,
+    check_choice,
+    check_epsilon,
+    reduce_losses,
+    reduction_divisor,
+)
 from service.core.softmax import FloatArray
 
 __all__ = ["BASES", "Base", "DivergenceResult", "divergence"]
@@ -78,6 +86,35 @@ def divergence(
         >>> round(float(divergence(np.eye(10)[4], q).cross_entropy), 4)
         2.4361
     """
+    pp, qq = _prepare(p, q, base, reduction, epsilon)
+    qq = np.clip(qq, epsilon, 1.0)
+    scale = BASES[base]
+    p_log_p = _xlogy(pp, pp)
+    p_log_q = _xlogy(pp, qq)
+    # 0 - x rather than -x: an entropy of exactly zero is written 0.0, not -0.0.
+    cross_entropies = (0.0 - np.sum(p_log_q, axis=-1)) / scale
+    entropies = (0.0 - np.sum(p_log_p, axis=-1)) / scale
+    kl_divergences = np.sum(p_log_p - p_log_q, axis=-1) / scale
+
+    divisor = reduction_divisor(reduction, np.float64(cross_entropies.size), np.float64(1))
+
+    def reduce(values: FloatArray) -> np.floating[Any] | None:
+        return reduce_losses(values, reduction, divisor)
+
+    return DivergenceResult(
+        cross_entropy=reduce(cross_entropies),
+        entropy=reduce(entropies),
+        kl_divergence=reduce(kl_divergences),
+        cross_entropies=cross_entropies,
+        entropies=entropies,
+        kl_divergences=kl_divergences,
+    )
+
+
+def _prepare(
+    p: NDArray[Any], q: NDArray[Any], base: str, reduction: str, epsilon: float
+) -> tuple[FloatArray, FloatArray]:
+    """The options, then both distributions' shapes and values, every problem reported at once."""
     issues = check_choice("base", base, tuple(BASES)) + check_choice("reduction", reduction, REDUCTIONS)
     issues += check_epsilon(epsilon)
     for name, values in (("p", p), ("q", q)):
@@ -100,27 +137,4 @@ def divergence(
         issues += found
         arrays[name] = wide
     raise_if(issues)
-
-    pp, qq = arrays["p"], np.clip(arrays["q"], epsilon, 1.0)
-    scale = BASES[base]
-    p_log_p = _xlogy(pp, pp)
-    p_log_q = _xlogy(pp, qq)
-    # 0 - x rather than -x: an entropy of exactly zero is written 0.0, not -0.0.
-    cross_entropies = (0.0 - np.sum(p_log_q, axis=-1)) / scale
-    entropies = (0.0 - np.sum(p_log_p, axis=-1)) / scale
-    kl_divergences = np.sum(p_log_p - p_log_q, axis=-1) / scale
-
-    def reduce(values: FloatArray) -> np.floating[Any] | None:
-        if reduction == "none":
-            return None
-        total = np.sum(values)
-        return total if reduction == "sum" else total / values.size
-
-    return DivergenceResult(
-        cross_entropy=reduce(cross_entropies),
-        entropy=reduce(entropies),
-        kl_divergence=reduce(kl_divergences),
-        cross_entropies=cross_entropies,
-        entropies=entropies,
-        kl_divergences=kl_divergences,
-    )
+    return arrays["p"], arrays["q"]

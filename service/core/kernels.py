@@ -30,6 +30,7 @@ __all__ = [
     "get_threads",
     "set_threads",
     "softmax_row_blocks",
+    "softmax_rows",
 ]
 
 FloatArray = NDArray[np.floating[Any]]
@@ -155,3 +156,20 @@ def for_each_row_block(
     futures = [pool.submit(work, bounds[i], bounds[i + 1]) for i in range(threads)]
     for future in futures:
         future.result()
+
+
+def softmax_rows(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``softmax`` and ``log_softmax`` of every row of ``x`` (M, C), from one pass of blocks.
+
+    ``softmax = exp(x - max) / total`` and ``log_softmax = (x - max) - log(total)`` with
+    ``total = sum(exp(x - max)) >= 1``: no exponent is positive, and the log of the total is finite.
+    """
+    probabilities = np.empty_like(x)
+    log_probabilities = np.empty_like(x)
+
+    def consume(block: RowBlock) -> None:
+        np.divide(block.exp, block.total[:, None], out=probabilities[block.rows])
+        np.subtract(block.shifted, np.log(block.total)[:, None], out=log_probabilities[block.rows])
+
+    for_each_row_block(x, consume)
+    return probabilities, log_probabilities

@@ -1,5 +1,8 @@
 """Numerically stable softmax, log-softmax and log-sum-exp.
 
+``tempered_softmax`` (the /v1/softmax and /v2 ``softmax`` computation) runs the one softmax kernel
+every endpoint uses, ``kernels.softmax_rows``; the plain functions here are its test oracles.
+
 All three shift by the maximum along the reduced axis before exponentiating:
 
     logsumexp(x) = m + log(sum_j exp(x_j - m)),   m = max_j x_j
@@ -19,6 +22,7 @@ from numpy.typing import NDArray
 
 from service.core.checks import cast_to_dtype, check_finite, format_number, raise_if
 from service.core.errors import InvalidInputError, Issue
+from service.core.kernels import softmax_rows
 from service.core.options import COMPUTE_DTYPES, ComputeDtype, check_choice
 
 __all__ = [
@@ -131,4 +135,16 @@ def tempered_softmax(
             "use a larger temperature or smaller logits"
         )
         raise InvalidInputError.single(("temperature",), msg, "overflow")
-    return softmax_and_log_softmax(scaled, axis=axis)
+    return _along(scaled, axis)
+
+
+def _along(x: FloatArray, axis: int) -> tuple[FloatArray, FloatArray]:
+    """``softmax_rows`` along ``axis`` of an array of any shape; results C-contiguous, as ``x``."""
+    moved = np.moveaxis(x, axis, -1)
+    probabilities, log_probabilities = softmax_rows(moved.reshape(-1, moved.shape[-1]))
+    if axis == x.ndim - 1:
+        return probabilities.reshape(x.shape), log_probabilities.reshape(x.shape)
+    return (
+        np.ascontiguousarray(np.moveaxis(probabilities.reshape(moved.shape), -1, axis)),
+        np.ascontiguousarray(np.moveaxis(log_probabilities.reshape(moved.shape), -1, axis)),
+    )

@@ -54,12 +54,12 @@ CROSS_ENTROPY: list[tuple[str, Any, list[Any] | None, str]] = [
     ("two-inputs", body(probabilities=P), [], "(found: logits, probabilities)"),
     ("unknown-field", body(temperature=2), ["temperature"], "temperature: unknown field"),
     ("reduction-unknown", body(reduction="avg"), ["reduction"], "reduction: Input should be 'mean', 'sum' or 'none'"),
-    ("label-smoothing-above-1", body(label_smoothing=1.5), ["label_smoothing"], "less than or equal to 1"),
-    ("label-smoothing-negative", body(label_smoothing=-0.1), ["label_smoothing"], "greater than or equal to 0"),
+    ("label-smoothing-above-1", body(label_smoothing=1.5), ["label_smoothing"], "label_smoothing = 1.5 is outside [0, 1]"),
+    ("label-smoothing-negative", body(label_smoothing=-0.1), ["label_smoothing"], "label_smoothing = -0.1 is outside [0, 1]"),
     ("label-smoothing-string", body(label_smoothing="0.1"), ["label_smoothing"], "label_smoothing: must be a number"),
     ("label-smoothing-nan", b'{"logits": [[1, 2]], "target": [0], "label_smoothing": NaN}', ["label_smoothing"], "finite number"),
-    ("epsilon-zero", body(epsilon=0), ["epsilon"], "greater than 0"),
-    ("epsilon-half", body(epsilon=0.5), ["epsilon"], "less than 0.5"),
+    ("epsilon-zero", body(epsilon=0), ["epsilon"], "epsilon = 0.0 is outside the open interval (0, 0.5)"),
+    ("epsilon-half", body(epsilon=0.5), ["epsilon"], "epsilon = 0.5 is outside the open interval (0, 0.5)"),
     ("epsilon-below-float32", {"probabilities": [[0, 1]], "target": [1], "dtype": "float32", "epsilon": 1e-46, "outputs": ["log_softmax"]}, ["epsilon"], "is below the smallest normal float32 number"),
     ("dtype-unknown", body(dtype="float16"), ["dtype"], "dtype: Input should be 'float64' or 'float32'"),
     ("outputs-unknown", body(outputs=["losses", "loss"]), ["outputs", 1], "outputs[1]: Input should be"),
@@ -114,8 +114,8 @@ BINARY_CROSS_ENTROPY: list[tuple[str, Any, list[Any] | None, str]] = [
 ]
 
 SOFTMAX: list[tuple[str, Any, list[Any] | None, str]] = [
-    ("temperature-zero", {"logits": [1, 2], "temperature": 0}, ["temperature"], "greater than 0"),
-    ("temperature-negative", {"logits": [1, 2], "temperature": -1}, ["temperature"], "greater than 0"),
+    ("temperature-zero", {"logits": [1, 2], "temperature": 0}, ["temperature"], "temperature = 0.0 must be a positive finite number"),
+    ("temperature-negative", {"logits": [1, 2], "temperature": -1}, ["temperature"], "temperature = -1.0 must be a positive finite number"),
     ("temperature-infinite", b'{"logits": [1, 2], "temperature": Infinity}', ["temperature"], "finite number"),
     ("temperature-overflow", {"logits": [1e300, -1e300], "temperature": 1e-10}, ["temperature"], "logits / temperature overflows float64"),
     ("temperature-overflow-same-sign", {"logits": [1e300, 1e300], "temperature": 1e-10}, ["temperature"], "logits / temperature overflows float64"),
@@ -144,7 +144,7 @@ DIVERGENCE: list[tuple[str, Any, list[Any] | None, str]] = [
     ("p-nan", b'{"p": [0.5, NaN], "q": [0.5, 0.5]}', ["p", 1], "p[1] = NaN is not a finite number"),
     ("scalar", {"p": 1.0, "q": 1.0}, ["p"], "a distribution (C,) or distributions (N, C) are needed"),
     ("three-dimensions", {"p": [P], "q": [P]}, ["p"], "p has shape (1, 2, 3): a distribution (C,) or distributions (N, C) are needed"),
-    ("epsilon-negative", {"p": P, "q": Q, "epsilon": -1e-3}, ["epsilon"], "greater than 0"),
+    ("epsilon-negative", {"p": P, "q": Q, "epsilon": -1e-3}, ["epsilon"], "epsilon = -0.001 is outside the open interval (0, 0.5)"),
     ("reduction-unknown", {"p": P, "q": Q, "reduction": "batchmean"}, ["reduction"], "Input should be 'mean', 'sum' or 'none'"),
 ]
 # fmt: on

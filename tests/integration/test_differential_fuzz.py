@@ -29,7 +29,7 @@ import tritonclient.http as triton
 
 from tests.live import LiveServer, start_server, stop_server
 from tests.reference import assert_matches
-from tests.v2.cases import binary_body, json_body, v2_request
+from tests.v2_cases import binary_body, json_body, v2_request
 
 Json = dict[str, Any]
 Rng = np.random.Generator

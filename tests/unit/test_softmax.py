@@ -61,3 +61,24 @@ def test_no_overflow_for_extreme_logits() -> None:
     p, lp = softmax_and_log_softmax(x, axis=1)
     assert p.tolist() == [[1.0, 0.0, 0.0]]
     assert lp.tolist() == [[0.0, -1.1e308, -1e308]]
+
+
+@pytest.mark.parametrize("shape", [(20, 7), (300, 3), (4, 6, 3)])
+def test_every_endpoint_shares_one_softmax_kernel(shape: tuple[int, ...]) -> None:
+    """/v1/softmax, cross-entropy and the focal loss give bit-identical softmax: one kernel, and the
+    plain functions above stay its oracle. (Cross-entropy of 64 numbers or fewer takes the small path,
+    in Python floats, equal to rounding: tests/unit/test_small_inputs.py.)"""
+    from service.core import cross_entropy, tempered_softmax
+    from service.core.focal import focal_loss
+
+    x = np.random.default_rng(sum(shape)).normal(size=shape) * 5
+    target = np.zeros(shape[:1] + shape[2:], dtype=np.int64)
+    probabilities, log_probabilities = tempered_softmax(x)
+    general = cross_entropy(x, target, outputs=["softmax", "log_softmax"])
+    focal = focal_loss(x, target, outputs=["probabilities"])
+    np.testing.assert_array_equal(probabilities, general.softmax)
+    np.testing.assert_array_equal(log_probabilities, general.log_softmax)
+    np.testing.assert_array_equal(probabilities, focal.probabilities)
+    want, want_log = softmax_and_log_softmax(x, axis=1)
+    np.testing.assert_allclose(probabilities, want, rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(log_probabilities, want_log, rtol=1e-13)

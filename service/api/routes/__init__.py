@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from service.api.openapi import PROBLEM_RESPONSES
-from service.api.routes import binary_cross_entropy, cross_entropy, divergence, softmax
+from service.api.routes import binary_cross_entropy, cross_entropy, divergence, focal_loss, softmax
 from service.api.routing import LeanJSONRoute, TransportLimits
 from service.api.schemas import (
     BinaryCrossEntropyResponse,
@@ -37,6 +37,14 @@ V1_OPERATIONS: tuple[tuple[str, Callable[..., dict[str, Any]], type[BaseModel], 
         "binary_cross_entropy",
         "Binary and multi-label cross-entropy (nn.BCEWithLogitsLoss / nn.BCELoss)",
         binary_cross_entropy.DESCRIPTION,
+    ),
+    (
+        "/v1/focal-loss",
+        focal_loss.focal_loss_endpoint,
+        focal_loss.FocalLossResponse,
+        "focal_loss",
+        "Focal loss, sigmoid (torchvision's sigmoid_focal_loss) or softmax",
+        focal_loss.DESCRIPTION,
     ),
     (
         "/v1/softmax",

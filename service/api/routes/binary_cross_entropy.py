@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import Body
 
+from service.api.examples import BINARY_CROSS_ENTROPY_EXAMPLES
 from service.api.payloads import response_body
-from service.api.schemas import BINARY_CROSS_ENTROPY_EXAMPLES, BinaryCrossEntropyRequest
+from service.api.schemas import BinaryCrossEntropyRequest
 from service.core import BinaryInputKind, binary_cross_entropy
 
 __all__ = ["DESCRIPTION", "binary_cross_entropy_endpoint"]

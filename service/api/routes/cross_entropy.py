@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import Body
 
+from service.api.examples import CROSS_ENTROPY_EXAMPLES
 from service.api.payloads import response_body
-from service.api.schemas import CROSS_ENTROPY_EXAMPLES, CrossEntropyRequest
+from service.api.schemas import CrossEntropyRequest
 from service.core import InputKind, cross_entropy
 
 __all__ = ["DESCRIPTION", "cross_entropy_endpoint"]

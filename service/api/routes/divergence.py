@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import Body
 
+from service.api.examples import DIVERGENCE_EXAMPLES
 from service.api.payloads import response_body
-from service.api.schemas import DIVERGENCE_EXAMPLES, DivergenceRequest
+from service.api.schemas import DivergenceRequest
 from service.core import divergence
 
 __all__ = ["DESCRIPTION", "divergence_endpoint"]

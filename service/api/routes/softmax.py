@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import Body
 
-from service.api.schemas import SOFTMAX_EXAMPLES, SoftmaxRequest
+from service.api.examples import SOFTMAX_EXAMPLES
+from service.api.schemas import SoftmaxRequest
 from service.core import tempered_softmax
 
 __all__ = ["DESCRIPTION", "softmax_endpoint"]

@@ -1,5 +1,5 @@
-"""Request bytes to tensors and tensors to response bytes: the Open Inference Protocol's JSON form and
-Triton's binary tensor data extension, as pure functions.
+"""Request bytes to tensors and tensors to response bytes (``encoding.py``): the Open Inference
+Protocol's JSON form and Triton's binary tensor data extension, as pure functions.
 
 A request body is a JSON header (an ``InferenceRequest``), followed, when some inputs are binary, by
 their raw bytes in the order the inputs are listed::
@@ -14,10 +14,6 @@ body ends, and the header length must lie within the body: anything else is refu
 naming the input, never guessed at. Blobs become arrays with ``np.frombuffer`` over the request's own
 buffer (copied only when misaligned for their type) and are marked read-only.
 
-A response is built the same way: outputs asked for as binary are written with their buffer after the
-JSON header, whose length goes in the response's ``Inference-Header-Content-Length``; the others are
-flat lists in the header.
-
 Everything wrong raises ``InvalidInputError``, the core's error, so that the route turns protocol and
 content problems into the same kind of answer.
 """
@@ -25,7 +21,7 @@ content problems into the same kind of answer.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -37,8 +33,14 @@ from pydantic import ValidationError
 from service.api.arrays import ArrayError, ArrayLimits, json_to_array
 from service.api.errors import issues_from_validation_error
 from service.api.json_keys import check_keys
-from service.api.payloads import json_body
 from service.api.schemas import known_keys
+from service.api.v2.encoding import (
+    NUMPY_DTYPES,
+    EncodedResponse,
+    OutputTensor,
+    datatype_of,
+    encode_response,
+)
 from service.api.v2.protocol import DATATYPES, InferenceRequest, ParameterValue, RequestInput
 from service.core import InvalidInputError, Issue
 from service.core.checks import cast_to_dtype, check_finite, issues_at, raise_if
@@ -59,15 +61,6 @@ __all__ = [
 
 #: The header that gives the JSON header's length when binary tensors follow it (lower case, as ASGI).
 HEADER_LENGTH: Final = b"inference-header-content-length"
-
-#: Each datatype's NumPy dtype, byte order explicit: the extension's blobs are little-endian.
-NUMPY_DTYPES: Final[dict[str, np.dtype[Any]]] = {
-    "BOOL": np.dtype("?"),
-    "INT32": np.dtype("<i4"),
-    "INT64": np.dtype("<i8"),
-    "FP32": np.dtype("<f4"),
-    "FP64": np.dtype("<f8"),
-}
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
@@ -100,35 +93,6 @@ class DecodedRequest:
     inputs: tuple[Tensor, ...]
     outputs: tuple[OutputRequest, ...] | None
     binary_output: bool
-
-
-@dataclass(frozen=True, slots=True)
-class OutputTensor:
-    """An output to send: ``binary`` puts its bytes after the JSON header instead of in ``data``."""
-
-    name: str
-    array: NDArray[Any]
-    binary: bool
-
-
-@dataclass(frozen=True, slots=True)
-class EncodedResponse:
-    """The response body; ``header_length`` is set (for the header of that name) when blobs follow.
-
-    A large body comes as ``chunks`` instead (``body`` is then empty), made one at a time as they are
-    sent, with its total ``length`` when known beforehand (binary outputs).
-    """
-
-    body: bytes
-    header_length: int | None
-    chunks: Iterator[bytes] | None = None
-    length: int | None = None
-
-
-#: Binary outputs of more bytes than this are sent as they are, a piece at a time, not joined first.
-STREAM_MIN_BLOB_BYTES: Final = 8 << 20
-#: Bytes per piece of a streamed binary output.
-BLOB_PIECE_BYTES: Final = 8 << 20
 
 
 def _fail(loc: tuple[str | int, ...], msg: str, kind: str) -> InvalidInputError:
@@ -226,9 +190,7 @@ def _parse_header(header: bytes | bytearray, *, binary_follows: bool) -> Inferen
             issue = Issue((), "the inference request must be a JSON object", issue.kind)
         elif issue.kind == "json_invalid":
             msg = issue.msg.replace("the body is not valid JSON", "the JSON header is not valid JSON")
-            if not binary_follows and "trailing" in msg:
-                # Bytes after the JSON: most likely binary tensors, sent without the header that says
-                # where the JSON ends.
+            if not binary_follows and "trailing" in msg:  # binary tensors, most likely
                 msg += " (a body with binary tensors needs the Inference-Header-Content-Length header)"
             issue = Issue((), msg, issue.kind)
         fixed.append(issue)
@@ -340,8 +302,7 @@ def _check_shape(name: str, shape: list[int], limits: ArrayLimits) -> tuple[int,
         msg = f"input '{name}' has {len(shape)} dimensions; at most {limits.max_dims} are accepted"
         raise _fail((name, "shape"), msg, "too_many_dims")
     count = math.prod(shape)
-    widest = max(shape, default=0)
-    if count == 0 and widest > limits.max_elements:
+    if count == 0 and (widest := max(shape, default=0)) > limits.max_elements:
         # No elements, yet a dimension NumPy could not lay out (an empty array still has strides).
         msg = (
             f"input '{name}' of shape {shape} has a dimension of {widest}; at most "
@@ -446,69 +407,3 @@ def _integers(array: NDArray[Any], name: str, datatype: str) -> NDArray[Any]:
             raise InvalidInputError(issues_at(name, outside, array, problem, "out_of_range"))
         return array.astype(np.int32)
     return array.astype(np.int64, copy=False)
-
-
-# --- response ---------------------------------------------------------------------------------
-
-_DATATYPE_OF: Final[dict[str, str]] = {dtype.str: name for name, dtype in NUMPY_DTYPES.items()}
-
-
-def datatype_of(array: NDArray[Any]) -> str:
-    """The protocol datatype of an array whose dtype is one of ``NUMPY_DTYPES`` (``KeyError`` else)."""
-    return _DATATYPE_OF[array.dtype.str]
-
-
-def encode_response(
-    *,
-    model_name: str,
-    model_version: str,
-    request_id: str | None,
-    outputs: Sequence[OutputTensor],
-) -> EncodedResponse:
-    """The response body: the JSON header, then the binary outputs' bytes in the order listed.
-
-    JSON outputs are flat lists (row-major) of the array's own dtype (orjson writes float32 with the
-    shortest representation that reads back to the same float32). Output arrays must be finite: the
-    core guarantees it, and JSON could not carry anything else.
-    """
-    entries: list[dict[str, Any]] = []
-    blobs: list[memoryview] = []
-    for output in outputs:
-        # Not np.ascontiguousarray: it turns a 0-d array (a scalar of shape []) into shape [1].
-        array = output.array if output.array.flags.c_contiguous else output.array.copy(order="C")
-        entry: dict[str, Any] = {
-            "name": output.name,
-            "datatype": datatype_of(array),
-            "shape": list(array.shape),
-        }
-        flat = array.reshape(-1)
-        if output.binary:
-            little = flat.astype(flat.dtype.newbyteorder("<"), copy=False)
-            blobs.append(little.data)
-            entry["parameters"] = {"binary_data_size": little.nbytes}
-        else:
-            entry["data"] = flat
-        entries.append(entry)
-    document: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
-    if request_id is not None:
-        document["id"] = request_id
-    document["outputs"] = entries
-    if not blobs:
-        body, chunks = json_body(document, sum(entry["data"].size for entry in entries))
-        return EncodedResponse(body, None, chunks=chunks)
-    header = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
-    blob_bytes = sum(blob.nbytes for blob in blobs)
-    if blob_bytes > STREAM_MIN_BLOB_BYTES:
-        # Joining would copy every output once more: send the header, then each blob's bytes.
-        return EncodedResponse(
-            b"", len(header), chunks=_blob_pieces(header, blobs), length=len(header) + blob_bytes
-        )
-    return EncodedResponse(b"".join([header, *blobs]), len(header))
-
-
-def _blob_pieces(header: bytes, blobs: Sequence[memoryview]) -> Iterator[bytes]:
-    yield header
-    for blob in blobs:
-        raw = blob.cast("B")
-        for start in range(0, raw.nbytes, BLOB_PIECE_BYTES):
-            yield bytes(raw[start : start + BLOB_PIECE_BYTES])

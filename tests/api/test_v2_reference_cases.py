@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from service.api.v2.protocol import InferenceResponse
 from tests.reference import Case, assert_matches, load_cases, request_of
-from tests.v2.cases import as_v1_response, binary_body, json_body, v2_request
+from tests.v2_cases import as_v1_response, binary_body, json_body, v2_request
 
 pytestmark = pytest.mark.anyio
 

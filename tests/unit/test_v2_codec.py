@@ -14,6 +14,7 @@ import tritonclient.http as triton
 from numpy.typing import NDArray
 
 from service.api.arrays import ArrayLimits
+from service.api.v2 import encoding
 from service.api.v2.codec import (
     NUMPY_DTYPES,
     OutputTensor,
@@ -370,7 +371,6 @@ def test_binary_outputs_follow_the_header_in_order_and_tritonclient_reads_them()
 @pytest.mark.parametrize("binary", [True, False], ids=["binary outputs", "JSON outputs"])
 def test_large_outputs_are_streamed_as_the_same_bytes(binary: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     import service.api.payloads as payloads
-    import service.api.v2.codec as codec
 
     rng = np.random.default_rng(2)
     outputs = [
@@ -382,8 +382,8 @@ def test_large_outputs_are_streamed_as_the_same_bytes(binary: bool, monkeypatch:
     assert whole.chunks is None
     # Thresholds lowered below these outputs' 4,200 numbers (25,200 bytes as binary).
     monkeypatch.setattr(payloads, "STREAM_MIN_NUMBERS", 1000)
-    monkeypatch.setattr(codec, "STREAM_MIN_BLOB_BYTES", 1000)
-    monkeypatch.setattr(codec, "BLOB_PIECE_BYTES", 4096)
+    monkeypatch.setattr(encoding, "STREAM_MIN_BLOB_BYTES", 1000)
+    monkeypatch.setattr(encoding, "BLOB_PIECE_BYTES", 4096)
     streamed = encode_response(model_name="m", model_version="1", request_id="7", outputs=outputs)
     assert streamed.chunks is not None and streamed.body == b""
     assert streamed.header_length == whole.header_length

@@ -17,7 +17,7 @@ from tritonclient.utils import InferenceServerException
 
 from tests.integration.conftest import LiveServer
 from tests.reference import Case, assert_matches, cases_for, load_cases
-from tests.v2.cases import as_v1_response, triton_inputs, triton_outputs, v2_request
+from tests.v2_cases import as_v1_response, triton_inputs, triton_outputs, v2_request
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SECTION_TITLE = "## Call it from Triton and KServe clients"

@@ -500,6 +500,28 @@ async def test_v1_and_v2_give_the_same_message_for_the_same_mistake(client: http
     assert v1.json()["errors"] == v2.json()["errors"]
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("label_smoothing", 2, "label_smoothing = 2.0 is outside [0, 1]"),
+        ("epsilon", 0.5, "epsilon = 0.5 is outside the open interval (0, 0.5)"),
+    ],
+)
+async def test_one_validator_per_option_for_v1_and_v2(
+    client: httpx.AsyncClient, name: str, value: float, message: str
+) -> None:
+    """The core checks an option's bounds for both protocols: one error type, one message."""
+    v1 = await client.post("/v1/cross-entropy", json={"logits": SEED_LOGITS, "target": [1, 2], name: value})
+    v2 = await client.post(INFER, json=seed_with(parameters={name: value}))
+    assert v1.status_code == 422 and v2.status_code == 400
+    assert v1.json()["detail"] == v2.json()["error"] == message
+    assert (
+        v1.json()["errors"]
+        == v2.json()["errors"]
+        == [{"loc": [name], "msg": message, "type": "out_of_range"}]
+    )
+
+
 def _seed_body() -> tuple[bytes, int]:
     body, headers = seed_binary()
     return body, int(headers["Inference-Header-Content-Length"])
