@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service import __version__
 from service.api.arrays import ArrayLimits
 from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
@@ -29,7 +30,7 @@ from service.settings import Settings
 
 __all__ = ["VERSION", "ServiceApp", "app_from_environment", "create_app"]
 
-VERSION = "0.1.0"
+VERSION = __version__
 
 logger = logging.getLogger("service")
 

@@ -14,13 +14,14 @@ and API clients find their way too.
 from __future__ import annotations
 
 import html
-from importlib import metadata
 from pathlib import Path
 from typing import Final
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+
+from service import __version__
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -64,7 +65,7 @@ LINKS: Final = {
 
 def package_version() -> str:
     """The installed distribution's version (pyproject.toml's, through the package metadata)."""
-    return metadata.version("xent-service")
+    return __version__
 
 
 def _quality(media_range: str) -> tuple[str, float]:

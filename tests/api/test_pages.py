@@ -102,6 +102,8 @@ async def test_the_version_is_the_packages_and_the_openapi_documents(client: htt
         declared = tomllib.load(file)["project"]["version"]
     assert pages.package_version() == declared
     assert (await client.get("/openapi.json")).json()["info"]["version"] == declared
+    assert (await client.get("/v2")).json()["version"] == declared
+    assert (await client.get("/", headers={"accept": "application/json"})).json()["version"] == declared
 
 
 @pytest.mark.parametrize(
