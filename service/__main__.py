@@ -17,6 +17,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 
 from service.lifecycle import PROCESS_LIFECYCLE, DrainingServer
 from service.observability import logging_config
+from service.server_protocol import ConnectionGuard, GuardedHttpToolsProtocol, install_guard
 from service.settings import Settings
 
 __all__ = ["main", "parse_args"]
@@ -64,7 +65,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         timeout_keep_alive=settings.keep_alive_timeout,
         proxy_headers=False,
         server_header=False,
+        # The request head's size and deadline, the connection cap and the answers' minimum rate
+        # (service.server_protocol); worker processes make their guard from the environment.
+        http=GuardedHttpToolsProtocol,
     )
+    install_guard(ConnectionGuard.from_settings(settings))
     server = DrainingServer(config, drain_seconds=settings.drain_seconds, lifecycle=PROCESS_LIFECYCLE)
     # uvicorn re-raises the SIGTERM it handled once it has shut down, so that the default action (death
     # by signal) follows. A SIGTERM-initiated shutdown that completed is a success: exit 0.

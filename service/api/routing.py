@@ -8,9 +8,10 @@ to pydantic-core's JSON parser (``model_validate_json``), arrays become NumPy on
 (``service.api.arrays``), and the endpoint's result, NumPy arrays included, is serialised by orjson.
 
 Large bodies are parsed, computed and serialised in a worker thread, at most
-``XENT_COMPUTE_CONCURRENCY`` at a time per process (admitted before their bodies are read), so that the
-event loop keeps answering small requests and health checks while a big batch is being crunched, and
-memory stays bounded.
+``XENT_COMPUTE_CONCURRENCY`` at a time per process (admitted once their bodies are read), so that the
+event loop keeps answering small requests and health checks while a big batch is being crunched; what
+they hold, from the first byte of the body to the last byte of the answer, counts against the
+process's memory budget (``service.budget``).
 
 ``RawBodyRoute`` is the transport (framing checks, size limit, offloading, sending); ``LeanJSONRoute``
 adds the JSON endpoints' body -> model -> endpoint -> JSON. Other protocols subclass ``RawBodyRoute``.
@@ -44,6 +45,7 @@ from service.api.errors import (
 )
 from service.api.middleware import request_state
 from service.api.payloads import json_body, numbers_in
+from service.budget import BudgetExceeded, BudgetFull, MemoryBudget, Reservation
 from service.core import InvalidInputError
 
 __all__ = ["BodyDeadlines", "ComputeGate", "LeanJSONRoute", "RawBodyRoute", "Reply", "TransportLimits"]
@@ -56,19 +58,23 @@ _PROBLEM_CONTENT_TYPE = PROBLEM_CONTENT_TYPE.encode()
 BULK_MIN_BODY_BYTES = 256 * 1024
 
 
+#: Memory one number of a JSON request may hold, at most, from its body to its answer (``cost``).
+BYTES_PER_NUMBER: Final = 48
+
 #: How long the last large request must have left before memory is given back (see ComputeGate).
 RELEASE_AFTER_IDLE_SECONDS: Final = 1.0
 
 
 class ComputeGate:
-    """How many large requests one process handles at once, over every route: one is admitted before
-    its body is read, and leaves once its answer is handed to the server (a streamed answer: once it
-    is computed, so that a slow reader holds up no one), so that at most that many large bodies are
-    read and computed on together. The others wait their turn.
+    """How many large requests one process computes at once, over every route: one is admitted once
+    its whole body is in hand (read into the memory budget, so that a slow upload holds no turn), and
+    leaves once its answer is made (a streamed answer: once it is ready to go, so that a slow reader
+    holds up no one). The others wait their turn.
 
     With ``release_memory`` (``service.memory.release_free_memory`` in the serving process), once no
-    large request has been in flight for ``idle_seconds``, it is called in a worker thread, so that
-    an idle process gives back what its last batches used. Back-to-back batches do not pay for it.
+    large request has been computed for ``idle_seconds``, it is called in a worker thread, so that
+    an idle process gives back what its last batches used; ``schedule_release`` asks for the same
+    (the memory budget does, when the last answer has left). Back-to-back batches do not pay for it.
     """
 
     def __init__(
@@ -101,11 +107,15 @@ class ComputeGate:
                     self._release_timer = None
                 yield
         finally:
-            if self.release_memory is not None and self.limiter.borrowed_tokens == 0:
-                loop = asyncio.get_running_loop()
-                if self._release_timer is not None:
-                    self._release_timer.cancel()
-                self._release_timer = loop.call_later(self.idle_seconds, self._release_if_idle, loop)
+            self.schedule_release()
+
+    def schedule_release(self) -> None:
+        """Give memory back in ``idle_seconds``, unless a large request is computed by then."""
+        if self.release_memory is not None and self.limiter.borrowed_tokens == 0:
+            loop = asyncio.get_running_loop()
+            if self._release_timer is not None:
+                self._release_timer.cancel()
+            self._release_timer = loop.call_later(self.idle_seconds, self._release_if_idle, loop)
 
     def _release_if_idle(self, loop: asyncio.AbstractEventLoop) -> None:
         self._release_timer = None
@@ -115,8 +125,10 @@ class ComputeGate:
 
 class BodyDeadlines:
     """Cuts off (408) a request body when no part of it has arrived for ``timeout`` seconds, as nginx's
-    ``client_body_timeout`` does, so that a stalled upload cannot hold its turn at the ``ComputeGate``,
-    and the requests queued behind it, for ever; a slow but steady upload goes on.
+    ``client_body_timeout`` does, or, with a ``min_rate`` (bytes per second), when it arrives slower
+    than that: after ``timeout`` seconds each byte received buys ``1 / min_rate`` seconds more, as
+    Apache's ``mod_reqtimeout`` ``MinRate``. So a stalled or trickling upload cannot hold its share
+    of the memory budget, and the requests queued behind it, for ever; a steady upload goes on.
 
     One timer per process (per event loop; uvicorn runs one) looks at the reads in progress every
     ``period`` seconds (a quarter of the timeout, from 0.05 to 1 s) and cancels those that have waited
@@ -125,8 +137,9 @@ class BodyDeadlines:
     small-request throughput here; entering a read in a dict costs next to nothing.
     """
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, min_rate: int = 0) -> None:
         self.timeout = timeout
+        self.min_rate = min_rate
         self.period = min(1.0, max(0.05, timeout / 4))
         self._reads: dict[asyncio.Task[Any], float] = {}  # task -> when it is cut off
         self._expired: set[asyncio.Task[Any]] = set()
@@ -140,15 +153,23 @@ class BodyDeadlines:
         if task is None:  # not in an asyncio task: nothing to cancel
             return await read_body(receive)
         loop = task.get_loop()
-        reads, timeout = self._reads, self.timeout
-        reads[task] = loop.time() + timeout
+        reads, timeout, rate = self._reads, self.timeout, self.min_rate
+        started = last = loop.time()
+        received = 0
+        reads[task] = started + timeout
         if self._timer is None or self._timer_loop is not loop:
             self._timer = loop.call_later(self.period, self._cut_off_silent_reads, loop)
             self._timer_loop = loop
 
         async def receive_in_time() -> Message:
+            nonlocal last, received
             message = await receive()
-            reads[task] = loop.time() + timeout  # something arrived: the clock starts again
+            last = loop.time()  # something arrived: the clock of silence starts again
+            if rate:
+                received += len(message.get("body", b""))
+                reads[task] = min(last, started + received / rate) + timeout
+            else:
+                reads[task] = last + timeout
             return message
 
         cancelling = task.cancelling()
@@ -159,9 +180,15 @@ class BodyDeadlines:
             # which asyncio.timeout decides the same way.
             if task not in self._expired or task.uncancel() > cancelling:
                 raise
+            if loop.time() - last >= timeout:
+                raise Problem(
+                    408,
+                    f"no part of the request body arrived for {timeout:g} seconds (XENT_BODY_TIMEOUT)",
+                ) from None
             raise Problem(
                 408,
-                f"no part of the request body arrived for {timeout:g} seconds (XENT_BODY_TIMEOUT)",
+                f"the request body arrived slower than {rate} bytes per second (XENT_MIN_RECEIVE_RATE): "
+                f"{received} bytes in {loop.time() - started:.1f} seconds",
             ) from None
         finally:
             del reads[task]
@@ -190,6 +217,7 @@ class TransportLimits:
     offload_bytes: int
     gate: ComputeGate
     deadlines: BodyDeadlines
+    budget: MemoryBudget
 
 
 class _Disconnected(Exception):
@@ -235,9 +263,11 @@ class Reply:
 class RawBodyRoute(APIRoute):
     """An ``APIRoute`` served by a lean ASGI app: it checks the framing headers, reads the body within
     ``max_body_bytes`` (413 before reading when Content-Length says it is too large), hands the bytes to
-    ``respond`` and sends the ``Reply``. A body above ``offload_bytes`` (or of unknown length) waits
-    for the process's ``ComputeGate`` before it is read, and is handled in a worker thread. Subclasses
-    say which media types they accept and how to respond.
+    ``respond`` and sends the ``Reply``. A body above ``offload_bytes`` (or of unknown length) is read
+    into a share of the process's ``MemoryBudget`` (its length first, then its ``cost``), waits for a
+    turn at the ``ComputeGate`` with the whole body in hand, is handled in a worker thread, and keeps
+    its share until its answer has left the process. Subclasses say which media types they accept,
+    how to respond, and what a body costs.
     """
 
     def __init__(
@@ -281,25 +311,63 @@ class RawBodyRoute(APIRoute):
                 return
             await _send(send, self.respond(body, scope))
             return
-        async with self.limits.gate.admit():
+        share = self.limits.budget.reservation()
+        waits_for_client = False
+        try:
             try:
-                body = await self._read_body(receive)
+                # The body is read into the memory budget, before and without a compute turn: an
+                # upload that trickles in holds its own share of memory, and no one's turn.
+                await self._reserve(share, length if length is not None else self.limits.offload_bytes)
+                body = await self._read_body(receive, share)
+                await self._reserve(share, self.cost(body))
             except Problem as problem:
                 await self._refuse(scope, send, problem)
                 return
             except _Disconnected:
                 return
-            if len(body) > self.limits.offload_bytes:
-                reply = await anyio.to_thread.run_sync(self.respond, body, scope)
-            else:
-                reply = self.respond(body, scope)
-            del body
+            async with self.limits.gate.admit():
+                if len(body) > self.limits.offload_bytes:
+                    reply = await anyio.to_thread.run_sync(self.respond, body, scope)
+                else:
+                    reply = self.respond(body, scope)
+                del body
             if reply.chunks is None:
-                await _send(send, reply)  # handed to the server's buffer whole: no waiting here
-                return
-        # A streamed answer is sent after giving the turn back: it goes at the client's pace, and a
-        # client that reads slowly, or not at all, must not keep the large requests behind it waiting.
-        await self._stream(scope, receive, send, reply)
+                await share.resize(len(reply.body))  # what is left: the answer's bytes
+                await _send(send, reply)
+            else:
+                # A streamed answer is sent after giving the turn back: it goes at the client's pace,
+                # and a client that reads slowly holds its share of memory, but no one's turn.
+                await self._stream(scope, receive, send, reply)
+            waits_for_client = _release_when_sent(scope, share)
+        finally:
+            if not waits_for_client:
+                share.release()
+
+    def cost(self, body: bytearray) -> int:
+        """Bytes of memory that reading, computing and answering this body may hold at once, at most.
+
+        JSON: the body, and ``BYTES_PER_NUMBER`` for each number it may hold (a comma or the end
+        follows each), measured with every output asked for (``bench/memory.py``, README).
+        """
+        return len(body) + BYTES_PER_NUMBER * (body.count(b",") + 1)
+
+    async def _reserve(self, share: Reservation, nbytes: int) -> None:
+        budget = self.limits.budget
+        try:
+            await share.resize(nbytes)
+        except BudgetExceeded as error:
+            raise Problem(
+                413,
+                f"this request needs about {error.wanted} bytes of memory, more than the whole budget "
+                f"of {error.budget} bytes (XENT_MEMORY_BUDGET)",
+            ) from None
+        except BudgetFull as error:
+            raise Problem(
+                503,
+                "the memory for large requests is in use: none came free within "
+                f"{error.waited:g} seconds (XENT_MEMORY_WAIT); retry later",
+                headers={"Retry-After": str(budget.retry_after())},
+            ) from None
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send, reply: Reply) -> None:
         """Send ``reply.chunks`` one at a time, each made in a worker thread just before it goes.
@@ -370,11 +438,18 @@ class RawBodyRoute(APIRoute):
             413, f"the request body is larger than the limit of {limit} bytes (XENT_MAX_BODY_BYTES)"
         )
 
-    async def _read_body(self, receive: Receive) -> bytearray:
-        """The whole body, within ``max_body_bytes`` and the body's deadlines (``BodyDeadlines``)."""
-        return await self.limits.deadlines.read(receive, self._receive_body)
+    async def _read_body(self, receive: Receive, share: Reservation | None = None) -> bytearray:
+        """The whole body, within ``max_body_bytes``, the body's deadlines (``BodyDeadlines``) and,
+        with a ``share`` of the memory budget, that share, grown as a body of unknown length grows."""
+        if share is None:
+            return await self.limits.deadlines.read(receive, self._receive_body)
 
-    async def _receive_body(self, receive: Receive) -> bytearray:
+        async def receive_into_share(receive: Receive) -> bytearray:
+            return await self._receive_body(receive, share)
+
+        return await self.limits.deadlines.read(receive, receive_into_share)
+
+    async def _receive_body(self, receive: Receive, share: Reservation | None = None) -> bytearray:
         body = bytearray()
         limit = self.limits.max_body_bytes
         while True:
@@ -384,6 +459,8 @@ class RawBodyRoute(APIRoute):
             body += message.get("body", b"")
             if len(body) > limit:
                 raise self._too_large()
+            if share is not None and len(body) > share.nbytes:
+                await self._reserve(share, min(limit, max(len(body), 2 * share.nbytes)))
             if not message.get("more_body", False):
                 return body
 
@@ -439,6 +516,16 @@ class LeanJSONRoute(RawBodyRoute):
             if isinstance(value, np.ndarray):
                 return (value.shape[0] if value.ndim >= 2 else 1), int(value.size)
         return 0, 0
+
+
+def _release_when_sent(scope: Scope, share: Reservation) -> bool:
+    """Have the server release ``share`` once the answer has left the process (the protocol in
+    ``service.server_protocol`` offers that); False when no server does (in-process tests)."""
+    connection = scope.get("extensions", {}).get("xent.connection")
+    if connection is None:
+        return False
+    connection.when_sent(share.release)
+    return True
 
 
 async def _send(send: Send, reply: Reply, *, close: bool = False) -> None:

@@ -110,7 +110,7 @@ class InferRoute(RawBodyRoute):
         )
 
     def reply_to_problem(self, problem: Problem) -> Reply:
-        status = problem.status if problem.status in {404, 405, 408, 413} else 400
+        status = problem.status if problem.status in {404, 405, 408, 413, 503} else 400
         return Reply.problem(
             Problem(
                 status,

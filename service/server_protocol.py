@@ -1,0 +1,291 @@
+"""The server's HTTP protocol: uvicorn's httptools protocol with limits that apply before any route runs.
+
+uvicorn bounds none of these, and each let a few clients, without a key, hold memory or connections:
+
+- the request head (request line and headers): at most ``max_header_bytes`` (431, then the connection
+  is closed), counted from the head's first byte *before* it reaches the parser, whose cost grows with
+  the head (a 100 MB header took httptools 13 s); and at most ``header_timeout`` seconds from its
+  first byte, or from the connection's opening, to its end, however steadily it trickles in (408,
+  closed): uvicorn's keep-alive timer is reset by every byte;
+- open connections: at most ``max_connections`` per process; more get 503 and are closed at once;
+- every answer, streamed or not, HTTP/1.0 or not: once it has waited ``send_grace`` seconds in the
+  connection's write buffer, the client must take it at ``min_send_rate`` bytes per second or more
+  (each byte taken buys ``1/min_send_rate`` seconds). A slower connection is *aborted*: the transport's
+  ``close()`` would keep the unsent bytes until they are taken, ``abort()`` frees them at once.
+
+One timer per process (``ConnectionGuard``) looks at every connection four times a second; a timer
+per request cost 7 % of the small-request throughput (see ``BodyDeadlines``). It also tells the app when
+an answer has left the process: ``scope["extensions"]["xent.connection"].when_sent(callback)`` calls
+back once the write buffer is empty or the connection is gone, which is when a large request's share
+of the memory budget (``service.budget``) is given back.
+
+The protocol is named by uvicorn's ``Config(http=...)``; worker processes make their own guard from
+the ``XENT_*`` environment, the single-process server installs the one built from its settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from service.api.errors import PROBLEM_CONTENT_TYPE, Problem
+from service.settings import Settings
+
+__all__ = ["ConnectionGuard", "GuardedHttpToolsProtocol", "install_guard", "process_guard"]
+
+logger = logging.getLogger("service.transport")
+
+#: How often the guard looks at the connections, in seconds.
+PERIOD = 0.25
+
+
+def _problem_response(status: int, detail: str, extra: bytes = b"") -> bytes:
+    """A whole HTTP/1.1 problem+json answer that closes the connection, written by the protocol."""
+    body = Problem(status, detail).to_bytes()
+    return (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()
+        + f"content-type: {PROBLEM_CONTENT_TYPE}\r\n".encode()
+        + extra
+        + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+        + body
+    )
+
+
+class ConnectionGuard:
+    """The process's limits and its open connections, looked at by one timer."""
+
+    def __init__(
+        self,
+        *,
+        max_header_bytes: int,
+        header_timeout: float,
+        max_connections: int,
+        min_send_rate: int,
+        send_grace: float,
+    ) -> None:
+        self.max_header_bytes = max_header_bytes
+        self.header_timeout = header_timeout
+        self.max_connections = max_connections
+        self.min_send_rate = min_send_rate
+        self.send_grace = send_grace
+        self.connections: set[GuardedHttpToolsProtocol] = set()
+        self.now = 0.0  # the loop's clock at the last look: precise enough for deadlines of seconds
+        self._timer: asyncio.TimerHandle | None = None
+        self.refused: dict[str, int] = {"connections": 0, "header_size": 0, "header_time": 0, "slow_send": 0}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConnectionGuard:
+        return cls(
+            max_header_bytes=settings.max_header_bytes,
+            header_timeout=settings.header_timeout,
+            max_connections=settings.max_connections,
+            min_send_rate=settings.min_send_rate,
+            send_grace=settings.body_timeout,
+        )
+
+    def add(self, connection: GuardedHttpToolsProtocol, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is None:
+            self.now = loop.time()
+            self._timer = loop.call_later(PERIOD, self._look, loop)
+        self.connections.add(connection)
+
+    def _look(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        self.now = now = loop.time()
+        try:
+            for connection in list(self.connections):
+                connection.check(now)
+        finally:
+            if self.connections:
+                self._timer = loop.call_later(PERIOD, self._look, loop)
+
+
+_GUARD: ConnectionGuard | None = None
+
+
+def install_guard(guard: ConnectionGuard) -> None:
+    """Use ``guard`` for this process's connections (the server does, from its settings)."""
+    global _GUARD
+    _GUARD = guard
+
+
+def process_guard() -> ConnectionGuard:
+    """This process's guard; a worker process makes it from the ``XENT_*`` environment."""
+    global _GUARD
+    if _GUARD is None:
+        _GUARD = ConnectionGuard.from_settings(Settings())
+    return _GUARD
+
+
+class _CountingWriter:
+    """What a request's cycle writes through: the connection's transport, counting the bytes."""
+
+    __slots__ = ("_connection", "_transport")
+
+    def __init__(self, connection: GuardedHttpToolsProtocol, transport: asyncio.Transport) -> None:
+        self._connection = connection
+        self._transport = transport
+
+    def write(self, data: bytes) -> None:
+        self._connection.written += len(data)
+        self._transport.write(data)
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, within the process's ``ConnectionGuard``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.guard = process_guard()
+        self.written = 0  # bytes handed to the transport
+        self._refused = False
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_deadline: float | None = None
+        self._send_mark: tuple[float, int] | None = None  # (since, bytes taken by then)
+        self._when_sent: list[Callable[[], object]] = []
+        self._writer: _CountingWriter | None = None
+        self._extensions = {"xent.connection": self}
+
+    # --- connections --------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        guard = self.guard
+        if len(guard.connections) >= guard.max_connections:
+            self._refused = True
+            guard.refused["connections"] += 1
+            detail = f"the server has {guard.max_connections} connections open (XENT_MAX_CONNECTIONS)"
+            transport.write(_problem_response(503, detail, b"retry-after: 1\r\n"))
+            transport.close()
+            return
+        super().connection_made(transport)
+        self._writer = _CountingWriter(self, transport)
+        guard.add(self, self.loop)
+        self._head_deadline = guard.now + guard.header_timeout
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._refused and self.transport is None:
+            return  # refused at connection_made: nothing of uvicorn's was set up
+        self.guard.connections.discard(self)
+        super().connection_lost(exc)
+        self._sent()
+
+    # --- the request head ---------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._in_head:
+            if self._head_deadline is None:
+                self._head_deadline = self.guard.now + self.guard.header_timeout
+            room = self.guard.max_header_bytes - self._head_bytes
+            if len(data) > room:
+                # Only as much as the limit allows goes to the parser; the rest once the head is over.
+                self._head_bytes += room
+                super().data_received(data[:room])
+                if self.transport.is_closing():
+                    return  # refused by the parser (400)
+                if self._in_head:
+                    self._refuse_head()
+                    return
+                data = data[room:]
+            else:
+                self._head_bytes += len(data)
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_deadline = None
+        super().on_headers_complete()
+        if self.cycle is not None and self._writer is not None:
+            self.cycle.transport = self._writer  # type: ignore[assignment]
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope["extensions"] = self._extensions  # type: ignore[typeddict-item]
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head = True  # what comes next is the next request's head
+        self._head_bytes = 0
+        self._head_deadline = None  # armed by its first byte
+
+    def _refuse_head(self) -> None:
+        self._refused = True
+        self.guard.refused["header_size"] += 1
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.transport.abort()  # an answer is on its way: no room for another
+            return
+        limit = self.guard.max_header_bytes
+        detail = f"the request head is larger than the limit of {limit} bytes (XENT_MAX_HEADER_BYTES)"
+        self.transport.write(_problem_response(431, detail))
+        self.transport.close()
+
+    # --- deadlines ----------------------------------------------------------------------------
+
+    def check(self, now: float) -> None:
+        """Called by the guard's timer: enforce the head's deadline and the answer's minimum rate."""
+        transport = self.transport
+        deadline = self._head_deadline
+        if deadline is not None and now >= deadline and self._in_head and not transport.is_closing():
+            self._refused = True
+            self.guard.refused["header_time"] += 1
+            if self._head_bytes:
+                timeout = self.guard.header_timeout
+                detail = f"the request head did not arrive within {timeout:g} seconds (XENT_HEADER_TIMEOUT)"
+                transport.write(_problem_response(408, detail))
+            transport.close()
+            return
+        waiting = transport.get_write_buffer_size()
+        if waiting == 0:
+            self._send_mark = None
+            if self._when_sent:
+                self._sent()
+            return
+        taken = self.written - waiting
+        if self._send_mark is None:
+            self._send_mark = (now, taken)
+            return
+        rate = self.guard.min_send_rate
+        since, taken_then = self._send_mark
+        if rate and now > since + self.guard.send_grace + (taken - taken_then) / rate:
+            self.guard.refused["slow_send"] += 1
+            logger.warning(
+                "the client took %d bytes of the answer in %.1f seconds, less than %d bytes per second "
+                "(XENT_MIN_SEND_RATE); connection aborted, %d unsent bytes freed",
+                taken - taken_then,
+                now - since,
+                rate,
+                waiting,
+            )
+            transport.abort()
+
+    # --- the app's view -----------------------------------------------------------------------
+
+    def when_sent(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` once everything written so far has left the process (taken by the
+        client's kernel) or the connection is gone: at once if that is now."""
+        transport = self.transport
+        if self.parser is None or transport.get_write_buffer_size() == 0:  # gone, or all sent
+            callback()
+        else:
+            self._when_sent.append(callback)
+
+    def _sent(self) -> None:
+        callbacks, self._when_sent = self._when_sent, []
+        for callback in callbacks:
+            callback()
