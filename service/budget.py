@@ -131,6 +131,8 @@ class MemoryBudget:
         reservation.nbytes = nbytes
 
     def _set(self, reservation: Reservation, nbytes: int) -> None:
+        if nbytes == reservation.nbytes:
+            return
         self.used += nbytes - reservation.nbytes
         reservation.nbytes = nbytes
         self._changed()

@@ -319,7 +319,7 @@ class RawBodyRoute(APIRoute):
                 # upload that trickles in holds its own share of memory, and no one's turn.
                 await self._reserve(share, length if length is not None else self.limits.offload_bytes)
                 body = await self._read_body(receive, share)
-                await self._reserve(share, self.cost(body))
+                await self._reserve(share, self.cost(body, scope))
             except Problem as problem:
                 await self._refuse(scope, send, problem)
                 return
@@ -343,7 +343,7 @@ class RawBodyRoute(APIRoute):
             if not waits_for_client:
                 share.release()
 
-    def cost(self, body: bytearray) -> int:
+    def cost(self, body: bytearray, scope: Scope) -> int:
         """Bytes of memory that reading, computing and answering this body may hold at once, at most.
 
         JSON: the body, and ``BYTES_PER_NUMBER`` for each number it may hold (a comma or the end
