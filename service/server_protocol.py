@@ -10,8 +10,10 @@ uvicorn bounds none of these, and each let a few clients, without a key, hold me
 - open connections: at most ``max_connections`` per process; more get 503 and are closed at once;
 - every answer, streamed or not, HTTP/1.0 or not: once it has waited ``send_grace`` seconds in the
   connection's write buffer, the client must take it at ``min_send_rate`` bytes per second or more
-  (each byte taken buys ``1/min_send_rate`` seconds). A slower connection is *aborted*: the transport's
-  ``close()`` would keep the unsent bytes until they are taken, ``abort()`` frees them at once.
+  (each byte taken buys ``1/min_send_rate`` seconds; what the client has taken is the kernel's count
+  of bytes it acknowledged, ``TCP_INFO``, asked only of connections whose answer waits). A slower
+  connection is *aborted*: the transport's ``close()`` would keep the unsent bytes until they are
+  taken, ``abort()`` frees them at once.
 
 One timer per process (``ConnectionGuard``) looks at every connection four times a second; a timer
 per request cost 7 % of the small-request throughput (see ``BodyDeadlines``). It also tells the app when
@@ -26,7 +28,10 @@ the ``XENT_*`` environment, the single-process server installs the one built fro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
+import struct
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
@@ -122,27 +127,37 @@ def process_guard() -> ConnectionGuard:
     return _GUARD
 
 
-class _CountingWriter:
-    """What a request's cycle writes through: the connection's transport, counting the bytes."""
+#: Linux's ``struct tcp_info``: ``tcpi_bytes_acked`` (since Linux 4.1) is the u64 at this offset.
+_TCP_INFO_BYTES_ACKED = struct.Struct("=Q")
+_BYTES_ACKED_OFFSET = 120
 
-    __slots__ = ("_connection", "_transport")
 
-    def __init__(self, connection: GuardedHttpToolsProtocol, transport: asyncio.Transport) -> None:
-        self._connection = connection
-        self._transport = transport
+def _bytes_taken(transport: asyncio.Transport) -> int | None:
+    """Bytes of this connection the client's kernel has acknowledged: what it has taken. Asked of the
+    kernel only when an answer waits, so that counting costs small requests nothing; None where the
+    kernel does not say (not Linux)."""
+    sock = transport.get_extra_info("socket")
+    tcp_info = getattr(socket, "TCP_INFO", None)
+    if sock is None or tcp_info is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, tcp_info, _BYTES_ACKED_OFFSET + 8)
+    except OSError:
+        return None
+    if len(info) < _BYTES_ACKED_OFFSET + 8:
+        return None
+    taken: int = _TCP_INFO_BYTES_ACKED.unpack_from(info, _BYTES_ACKED_OFFSET)[0]
+    return taken
 
-    def write(self, data: bytes) -> None:
-        self._connection.written += len(data)
-        self._transport.write(data)
 
-    def close(self) -> None:
-        self._transport.close()
-
-    def is_closing(self) -> bool:
-        return self._transport.is_closing()
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._transport.get_extra_info(name, default)
+def _abort(transport: asyncio.Transport) -> None:
+    """Drop the connection now, with what waits to be sent: in the process (``abort``) and in the
+    kernel's send buffer too (a reset, by lingering 0 s), which a close would still deliver."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):  # gone already
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -151,14 +166,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.guard = process_guard()
-        self.written = 0  # bytes handed to the transport
         self._refused = False
         self._in_head = True
         self._head_bytes = 0
         self._head_deadline: float | None = None
         self._send_mark: tuple[float, int] | None = None  # (since, bytes taken by then)
+        self._waiting_then = 0  # where the kernel does not count: bytes waiting at the last look,
+        self._taken_guess = 0  # and the sum of the decreases seen
         self._when_sent: list[Callable[[], object]] = []
-        self._writer: _CountingWriter | None = None
         self._extensions = {"xent.connection": self}
 
     # --- connections --------------------------------------------------------------------------
@@ -173,7 +188,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             transport.close()
             return
         super().connection_made(transport)
-        self._writer = _CountingWriter(self, transport)
         guard.add(self, self.loop)
         self._head_deadline = guard.now + guard.header_timeout
 
@@ -210,13 +224,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_deadline = None
-        super().on_headers_complete()
-        if self.cycle is not None and self._writer is not None:
-            self.cycle.transport = self._writer  # type: ignore[assignment]
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
         self.scope["extensions"] = self._extensions  # type: ignore[typeddict-item]
+        super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -256,7 +265,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if self._when_sent:
                 self._sent()
             return
-        taken = self.written - waiting
+        taken = _bytes_taken(transport)
+        if taken is None:  # count what left the buffer between looks, at least
+            self._taken_guess += max(0, self._waiting_then - waiting)
+            taken = self._taken_guess
+        self._waiting_then = waiting
         if self._send_mark is None:
             self._send_mark = (now, taken)
             return
@@ -272,7 +285,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 rate,
                 waiting,
             )
-            transport.abort()
+            _abort(transport)
 
     # --- the app's view -----------------------------------------------------------------------
 

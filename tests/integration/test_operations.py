@@ -263,25 +263,35 @@ def test_a_request_at_the_size_limit_grows_the_process_less_than_4x_its_body(
 
 
 @pytest.mark.slow
-def test_soak_20_seconds(live_server: LiveServer, tmp_path: Path) -> None:
+def test_soak_20_seconds(tmp_path: Path) -> None:
+    # With a share of attackers (issue 12): three connections that take no answer, trickle an upload
+    # or a request head in turn; short timeouts, so that each is cut off within the run.
+    server = start_server(tmp_path, env={"XENT_BODY_TIMEOUT": "2", "XENT_HEADER_TIMEOUT": "2"})
     report = tmp_path / "soak.json"
-    status = load_main(
-        [
-            "--url",
-            live_server.url,
-            "--duration",
-            "20",
-            "--connections",
-            "32",
-            "--warmup",
-            "4",
-            "--pid",
-            str(live_server.process.pid),
-            "--json",
-            str(report),
-        ]
-    )
+    try:
+        status = load_main(
+            [
+                "--url",
+                server.url,
+                "--duration",
+                "20",
+                "--connections",
+                "32",
+                "--warmup",
+                "4",
+                "--pid",
+                str(server.process.pid),
+                "--attackers",
+                "3",
+                "--json",
+                str(report),
+            ]
+        )
+    finally:
+        assert stop_server(server) == 0, server.output()[-3000:]
     summary = orjson.loads(report.read_bytes())
+    assert summary["attacks"] >= 3
+    assert summary["attacks_cut"] == summary["attacks"], summary["first_problems"]
     assert summary["requests"] > 500
     assert summary["errors"] == 0, summary["first_problems"]
     assert summary["server_errors"] == 0
