@@ -166,9 +166,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.guard = process_guard()
-        self._refused = False
-        self._in_head = True
-        self._head_bytes = 0
+        self._refused = False  # at connection_made: over the connection cap
+        self._max_head_bytes = self.guard.max_header_bytes
+        self._head_bytes = 0  # of the request head in progress (0: none is)
         self._head_deadline: float | None = None
         self._send_mark: tuple[float, int] | None = None  # (since, bytes taken by then)
         self._waiting_then = 0  # where the kernel does not count: bytes waiting at the last look,
@@ -201,40 +201,34 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # --- the request head ---------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
-            return
-        if self._in_head:
-            if self._head_deadline is None:
-                self._head_deadline = self.guard.now + self.guard.header_timeout
-            room = self.guard.max_header_bytes - self._head_bytes
-            if len(data) > room:
-                # Only as much as the limit allows goes to the parser; the rest once the head is over.
-                self._head_bytes += room
-                super().data_received(data[:room])
-                if self.transport.is_closing():
-                    return  # refused by the parser (400)
-                if self._in_head:
-                    self._refuse_head()
-                    return
-                data = data[room:]
-            else:
-                self._head_bytes += len(data)
+        cycle = self.cycle
+        if cycle is None or not cycle.more_body or cycle.response_complete:  # a request head
+            self._head_bytes += len(data)
+            if self._head_bytes > self._max_head_bytes:
+                self._head_overflows(data)
+                return
         super().data_received(data)
 
+    def _head_overflows(self, data: bytes) -> None:
+        """``data`` takes the head past its limit, unless the head ends within it and the rest is
+        body: the parser gets as much as the limit allows, then the rest if the head is over."""
+        room = self._max_head_bytes - (self._head_bytes - len(data))
+        self._head_bytes = self._max_head_bytes
+        super().data_received(data[:room])
+        if self.transport.is_closing():
+            return  # refused by the parser (400)
+        if self._head_bytes:  # not over (on_headers_complete starts the count again)
+            self._refuse_head()
+        elif len(data) > room:
+            self.data_received(data[room:])
+
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        self._head_bytes = 0
         self._head_deadline = None
         self.scope["extensions"] = self._extensions  # type: ignore[typeddict-item]
         super().on_headers_complete()
 
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        self._in_head = True  # what comes next is the next request's head
-        self._head_bytes = 0
-        self._head_deadline = None  # armed by its first byte
-
     def _refuse_head(self) -> None:
-        self._refused = True
         self.guard.refused["header_size"] += 1
         if self.cycle is not None and not self.cycle.response_complete:
             self.transport.abort()  # an answer is on its way: no room for another
@@ -250,8 +244,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """Called by the guard's timer: enforce the head's deadline and the answer's minimum rate."""
         transport = self.transport
         deadline = self._head_deadline
-        if deadline is not None and now >= deadline and self._in_head and not transport.is_closing():
-            self._refused = True
+        if deadline is None and self._head_bytes:  # a head began since the last look
+            self._head_deadline = deadline = now + self.guard.header_timeout
+        if deadline is not None and now >= deadline and not transport.is_closing():
             self.guard.refused["header_time"] += 1
             if self._head_bytes:
                 timeout = self.guard.header_timeout
