@@ -146,8 +146,11 @@ def _raw_post(
 
 def _read_to_end(sock: socket.socket) -> bytes:
     answer = b""
-    while chunk := sock.recv(1 << 20):
-        answer += chunk
+    try:
+        while chunk := sock.recv(1 << 20):
+            answer += chunk
+    except ConnectionResetError:
+        pass  # aborted by the server (XENT_MIN_SEND_RATE): what was taken before is the answer
     return answer
 
 
@@ -170,7 +173,11 @@ def test_a_client_that_does_not_read_a_streamed_answer_holds_up_no_one(tmp_path:
         assert head.startswith(b"HTTP/1.1 200 ")
         assert b"transfer-encoding: chunked" in head.lower()
         assert not rest.endswith(b"0\r\n\r\n")  # cut off: the last chunk never came
-        assert "took no part of the answer for 2 seconds" in server.output()
+        # Whichever comes first: the streamed answer's own deadline, or the server's minimum rate.
+        assert (
+            "took no part of the answer for 2 seconds" in server.output()
+            or "(XENT_MIN_SEND_RATE); connection aborted" in server.output()
+        )
 
         # A client that goes away mid-answer: the server carries on serving others.
         with _raw_post(port, streamed, receive_buffer=4096) as leaving:
