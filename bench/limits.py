@@ -1,6 +1,6 @@
 """What the transport limits cost: small-request throughput with them on and off, side by side.
 
-    python -m bench.limits [--rounds 5] [--seconds 4] [--connections 32]
+    python -m bench.limits [--rounds 20] [--seconds 1.5] [--connections 32] [--blocks 100]
 
 Starts two servers on loopback: ``python -m service`` as deployed (the request head's size and deadline,
 the connection cap, every answer's minimum send rate, the uploads' minimum receive rate; the memory
@@ -12,8 +12,13 @@ client costs less than the server), and prints the medians and the median of the
 
 Two ratios: requests per second, and requests per second of the server's own CPU time (user + system,
 from /proc). On a machine shared with other work the first swings by tens of percent from one round
-to the next whatever is measured; the second is what throughput is when the server has the CPU to
-itself, and moves by a percent or two.
+to the next whatever is measured, and the second by several percent.
+
+So it also measures in process, where the difference is not lost in the noise: the same app served
+by each protocol (``GuardedHttpToolsProtocol`` and the body's minimum rate, against uvicorn's
+``HttpToolsProtocol`` without), each fed the article's example as bytes from a transport that keeps
+nothing, in interleaved blocks; everything but the network is in the measured time (parsing, the
+ASGI app, the answer's bytes), and the median of the blocks' ratios is printed.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.run import SEED_BODY, free_port, server
 
@@ -78,12 +84,94 @@ def load(port: int, seconds: float, connections: int, pid: int | None = None) ->
     }
 
 
+class _Transport(asyncio.Transport):
+    """A connection that takes every write at once and says when an answer's two writes are done."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        self.answered: asyncio.Future[None] | None = None
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(name, default)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes += 1
+        if self.writes % 2 == 0 and self.answered is not None:  # the head, then the body
+            self.answered.set_result(None)
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def in_process(blocks: int, per_block: int) -> dict[str, float]:
+    """Microseconds per request with the limits on and off, served in this process (medians of the
+    blocks), and the median of the blocks' throughput ratios (each pair of blocks back to back)."""
+    import uvicorn
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.server import ServerState
+
+    from service.main import create_app
+    from service.server_protocol import ConnectionGuard, GuardedHttpToolsProtocol, install_guard
+    from service.settings import Settings
+
+    async def run() -> dict[str, float]:
+        loop = asyncio.get_running_loop()
+        sides: dict[str, tuple[asyncio.Protocol, _Transport]] = {}
+        for name, protocol_class, rate in (
+            ("on", GuardedHttpToolsProtocol, None),
+            ("off", HttpToolsProtocol, 0),
+        ):
+            options: dict[str, Any] = {"log_level": "warning"} | (
+                {} if rate is None else {"min_receive_rate": 0}
+            )
+            settings = Settings(_env_file=None, **options)  # type: ignore[call-arg]
+            install_guard(ConnectionGuard.from_settings(settings))
+            config = uvicorn.Config(create_app(settings), log_level="warning", server_header=False)
+            config.load()
+            protocol = protocol_class(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+            transport = _Transport()
+            protocol.connection_made(transport)
+            sides[name] = protocol, transport
+        times: dict[str, list[float]] = {name: [] for name in sides}
+        for block in range(blocks + 1):
+            for name in sides if block % 2 == 0 else list(sides)[::-1]:
+                protocol, transport = sides[name]
+                started = time.perf_counter()
+                for _ in range(per_block):
+                    transport.answered = loop.create_future()
+                    protocol.data_received(REQUEST)
+                    await transport.answered
+                if block:  # the first block warms up
+                    times[name].append(1e6 * (time.perf_counter() - started) / per_block)
+        ratio = statistics.median(off / on for on, off in zip(times["on"], times["off"], strict=True))
+        return {"on": statistics.median(times["on"]), "off": statistics.median(times["off"]), "ratio": ratio}
+
+    return asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=1.5)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--blocks", type=int, default=100, help="in process: blocks of 300 requests")
     args = parser.parse_args(argv)
+
+    per_request = in_process(args.blocks, 300)
+    print(f"in process, {args.blocks} blocks of 300 requests each way, medians:")
+    print(f"{'limits_on_us_per_request':>26}: {per_request['on']:.2f}")
+    print(f"{'limits_off_us_per_request':>26}: {per_request['off']:.2f}")
+    print(f"{'ratio_on_over_off':>26}: {per_request['ratio']:.3f}")
 
     on_port, off_port = free_port(), free_port()
     env = {"XENT_LOG_LEVEL": "warning"}
