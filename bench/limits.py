@@ -126,22 +126,20 @@ def in_process(blocks: int, per_block: int) -> dict[str, float]:
 
     async def run() -> dict[str, float]:
         loop = asyncio.get_running_loop()
-        sides: dict[str, tuple[asyncio.Protocol, _Transport]] = {}
-        for name, protocol_class, rate in (
-            ("on", GuardedHttpToolsProtocol, None),
-            ("off", HttpToolsProtocol, 0),
+        sides: dict[str, tuple[HttpToolsProtocol, _Transport]] = {}
+        for name, protocol_class, limited in (
+            ("on", GuardedHttpToolsProtocol, True),
+            ("off", HttpToolsProtocol, False),
         ):
-            options: dict[str, Any] = {"log_level": "warning"} | (
-                {} if rate is None else {"min_receive_rate": 0}
-            )
-            settings = Settings(_env_file=None, **options)  # type: ignore[call-arg]
+            options: dict[str, Any] = {"log_level": "warning"} | ({} if limited else {"min_receive_rate": 0})
+            settings = Settings(_env_file=None, **options)
             install_guard(ConnectionGuard.from_settings(settings))
             config = uvicorn.Config(create_app(settings), log_level="warning", server_header=False)
             config.load()
-            protocol = protocol_class(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+            served = protocol_class(config=config, server_state=ServerState(), app_state={}, _loop=loop)
             transport = _Transport()
-            protocol.connection_made(transport)
-            sides[name] = protocol, transport
+            served.connection_made(transport)
+            sides[name] = served, transport
         times: dict[str, list[float]] = {name: [] for name in sides}
         for block in range(blocks + 1):
             for name in sides if block % 2 == 0 else list(sides)[::-1]:

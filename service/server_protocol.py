@@ -207,7 +207,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if self._head_bytes > self._max_head_bytes:
                 self._head_overflows(data)
                 return
-        super().data_received(data)
+        HttpToolsProtocol.data_received(self, data)  # the base class directly: lighter than super()
 
     def _head_overflows(self, data: bytes) -> None:
         """``data`` takes the head past its limit, unless the head ends within it and the rest is
@@ -226,7 +226,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_deadline = None
         self.scope["extensions"] = self._extensions  # type: ignore[typeddict-item]
-        super().on_headers_complete()
+        HttpToolsProtocol.on_headers_complete(self)
 
     def _refuse_head(self) -> None:
         self.guard.refused["header_size"] += 1
