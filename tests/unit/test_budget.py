@@ -92,3 +92,25 @@ def test_the_default_is_a_share_of_the_cgroup_limit(tmp_path: Path) -> None:
     assert physical > 1 << 28
     assert memory_limit((tmp_path / "absent",)) == physical
     assert default_memory_budget(workers=2) == int(memory_limit() * 0.6) // 2
+
+
+async def test_memory_is_given_back_once_the_last_answer_has_left() -> None:
+    # A streamed or HTTP/1.0 answer leaves the compute gate before it is sent: the gate's own idle
+    # release comes too early for it. The budget asks again when its last share is given back.
+    from service.api.routing import ComputeGate
+
+    releases: list[float] = []
+    loop = asyncio.get_running_loop()
+    gate = ComputeGate(2, release_memory=lambda: releases.append(loop.time()), idle_seconds=0.05)
+    budget = MemoryBudget(100, wait=1, on_empty=gate.schedule_release)
+    share = budget.reservation()
+    await share.resize(80)
+    async with gate.admit():
+        pass  # computed; the answer is still on its way
+    await asyncio.sleep(0.2)
+    assert len(releases) == 1  # the gate's release, while the answer is still held
+    sent = loop.time()
+    share.release()  # the answer's last byte has left
+    await asyncio.sleep(0.2)
+    assert len(releases) == 2
+    assert releases[1] >= sent
