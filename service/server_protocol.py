@@ -81,7 +81,6 @@ class ConnectionGuard:
         self.connections: set[GuardedHttpToolsProtocol] = set()
         self.now = 0.0  # the loop's clock at the last look: precise enough for deadlines of seconds
         self._timer: asyncio.TimerHandle | None = None
-        self.refused: dict[str, int] = {"connections": 0, "header_size": 0, "header_time": 0, "slow_send": 0}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConnectionGuard:
@@ -168,6 +167,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.guard = process_guard()
         self._refused = False  # at connection_made: over the connection cap
         self._max_head_bytes = self.guard.max_header_bytes
+        self._in_head = True  # what arrives is a request head (not a body)
         self._head_bytes = 0  # of the request head in progress (0: none is)
         self._head_deadline: float | None = None
         self._send_mark: tuple[float, int] | None = None  # (since, bytes taken by then)
@@ -182,7 +182,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         guard = self.guard
         if len(guard.connections) >= guard.max_connections:
             self._refused = True
-            guard.refused["connections"] += 1
             detail = f"the server has {guard.max_connections} connections open (XENT_MAX_CONNECTIONS)"
             transport.write(_problem_response(503, detail, b"retry-after: 1\r\n"))
             transport.close()
@@ -201,8 +200,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # --- the request head ---------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        cycle = self.cycle
-        if cycle is None or not cycle.more_body or cycle.response_complete:  # a request head
+        if self._in_head:
             self._head_bytes += len(data)
             if self._head_bytes > self._max_head_bytes:
                 self._head_overflows(data)
@@ -223,13 +221,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.data_received(data[room:])
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         self._head_bytes = 0
         self._head_deadline = None
         self.scope["extensions"] = self._extensions  # type: ignore[typeddict-item]
         HttpToolsProtocol.on_headers_complete(self)
 
+    def on_message_complete(self) -> None:
+        self._in_head = True  # what comes next is the next request's head
+        HttpToolsProtocol.on_message_complete(self)
+
     def _refuse_head(self) -> None:
-        self.guard.refused["header_size"] += 1
         if self.cycle is not None and not self.cycle.response_complete:
             self.transport.abort()  # an answer is on its way: no room for another
             return
@@ -247,7 +249,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if deadline is None and self._head_bytes:  # a head began since the last look
             self._head_deadline = deadline = now + self.guard.header_timeout
         if deadline is not None and now >= deadline and not transport.is_closing():
-            self.guard.refused["header_time"] += 1
             if self._head_bytes:
                 timeout = self.guard.header_timeout
                 detail = f"the request head did not arrive within {timeout:g} seconds (XENT_HEADER_TIMEOUT)"
@@ -271,7 +272,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         rate = self.guard.min_send_rate
         since, taken_then = self._send_mark
         if rate and now > since + self.guard.send_grace + (taken - taken_then) / rate:
-            self.guard.refused["slow_send"] += 1
             logger.warning(
                 "the client took %d bytes of the answer in %.1f seconds, less than %d bytes per second "
                 "(XENT_MIN_SEND_RATE); connection aborted, %d unsent bytes freed",

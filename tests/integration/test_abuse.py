@@ -437,3 +437,46 @@ def test_a_slow_but_steady_reader_gets_its_whole_answer_and_a_slower_one_is_cut(
         assert "less than 300000 bytes per second (XENT_MIN_SEND_RATE)" in server.output()
     finally:
         assert stop_server(server) == 0, server.output()[-3000:]
+
+
+def _answer(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One whole answer (with a Content-Length) from a keep-alive connection: (head, body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"content-length: (\d+)", head.lower())
+    assert length, head
+    while len(body) < int(length.group(1)):
+        body += sock.recv(65536)
+    return head, body
+
+
+def test_the_head_limit_counts_heads_only_whatever_the_bodies_and_early_answers(tmp_path: Path) -> None:
+    # Bodies are not heads: a large body, one refused before it was read (404 before the body), and
+    # requests sent back to back in one write, all on one connection, with heads near the limit.
+    server = start_server(tmp_path, env={"XENT_MAX_HEADER_BYTES": "4096", "XENT_LOG_LEVEL": "warning"})
+    try:
+        large = _batch(256, 100, ["losses"])  # about 300 KB: many reads, each past the head limit
+        near_limit = "X-Pad: " + "p" * 3800 + "\r\n"
+        with _connect(_port(server)) as sock:
+            sock.sendall(_request("/v1/cross-entropy", large, headers=near_limit))
+            head, body = _answer(sock)
+            assert head.startswith(b"HTTP/1.1 200 "), head
+            assert len(orjson.loads(body)["losses"]) == 256
+            sock.sendall(_request("/no/such/route", large, headers=near_limit))
+            head, _ = _answer(sock)
+            assert head.startswith(b"HTTP/1.1 404 "), head
+            sock.sendall(_request("/v1/cross-entropy", SEED, headers=near_limit) * 3)
+            for _ in range(3):
+                head, body = _answer(sock)
+                assert head.startswith(b"HTTP/1.1 200 "), head
+                assert orjson.loads(body)["loss"] > 0
+            sock.sendall(
+                _request("/v1/cross-entropy", SEED, headers=near_limit + "X-More: " + "m" * 400 + "\r\n")
+            )
+            head, body = _answer(sock)
+            assert head.startswith(b"HTTP/1.1 431 "), head
+            assert b"XENT_MAX_HEADER_BYTES" in body
+    finally:
+        assert stop_server(server) == 0, server.output()[-3000:]
