@@ -1,21 +1,29 @@
 """Load and soak: many concurrent connections, a mix of valid and invalid, small and large requests.
 
     python bench/load.py --url http://127.0.0.1:8000 --duration 60 --connections 64 [--pid PID]
+                         [--attackers 3]
 
 Every response is checked: its status must be the one that request should get (200, 422, 415, 404),
 and a sample of the valid answers is recomputed with the service's own core in this process and
-compared number by number. With ``--pid`` (the server's process id, on this machine) the server's
-resident memory is read after a warm-up and at the end. Prints a summary and, with ``--json``, writes
-it to a file. Exit status 1 when anything was wrong (an error, a 5xx, a wrong answer).
+compared number by number. With ``--attackers N``, N more connections attack the server in turn while
+the load runs, as in issue 12: a client that asks for a 6 MB answer and reads none of it, an upload
+that trickles in a byte at a time, a request head that does the same; each must be cut off by the
+server (``attacks_cut``), and none counts as an error of the load. With ``--pid`` (the server's
+process id, on this machine) the server's resident memory is read after a warm-up and at the end.
+Prints a summary and, with ``--json``, writes it to a file. Exit status 1 when anything was wrong (an
+error, a 5xx, a wrong answer, an attack the server did not cut off).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import random
+import re
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -61,6 +69,8 @@ class Summary:
     rss_peak_mb: float | None = None  # the largest reading under load
     rss_end_mb: float | None = None  # idle, once the run's requests have all finished
     rss_growth_percent: float | None = None
+    attacks: int = 0  # attacks finished (--attackers)
+    attacks_cut: int = 0  # of which the server cut off: an answer left unfinished, or a 408
     first_problems: list[str] = field(default_factory=list)
 
 
@@ -201,8 +211,62 @@ def server_rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+ATTACKS = ("slow_reader", "trickle_upload", "trickle_head")
+
+
+async def attack(url: str, kind: str, body: bytes, limit: float) -> bool:
+    """One attack of ``kind`` on the server at ``url``; True when the server cut it off in ``limit`` s."""
+    host, port = url.split("://", 1)[1].rstrip("/").rsplit(":", 1)
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: writes stall at once
+    sock.setblocking(False)
+    await loop.sock_connect(sock, (host, int(port)))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    answer = bytearray()
+    try:
+        if kind == "slow_reader":
+            writer.write(
+                f"POST /v1/cross-entropy HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            await asyncio.sleep(limit / 2)  # takes nothing: the server must give up on it
+            with contextlib.suppress(TimeoutError, ConnectionError):
+                async with asyncio.timeout(limit / 2):
+                    while chunk := await reader.read(1 << 20):
+                        answer += chunk
+            head, _, rest = bytes(answer).partition(b"\r\n\r\n")
+            length = re.search(rb"content-length: (\d+)", head.lower())
+            return bool(length) and len(rest) < int(length.group(1))  # type: ignore[union-attr]
+        if kind == "trickle_upload":
+            writer.write(b"POST /v1/cross-entropy HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        else:
+            writer.write(b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Trickle: ")
+        deadline = loop.time() + limit
+        with contextlib.suppress(ConnectionError):
+            while loop.time() < deadline:
+                try:
+                    chunk = await asyncio.wait_for(reader.read(65536), 0.3)
+                except TimeoutError:
+                    writer.write(b"1")  # a byte every 0.3 s: never silent
+                    continue
+                if not chunk:
+                    break
+                answer += chunk
+        return bytes(answer).startswith(b"HTTP/1.1 408 ")
+    finally:
+        writer.close()
+
+
 async def run(
-    url: str, duration: float, connections: int, seed: int, pid: int | None, warmup: float, check_every: int
+    url: str,
+    duration: float,
+    connections: int,
+    seed: int,
+    pid: int | None,
+    warmup: float,
+    check_every: int,
+    attackers: int = 0,
 ) -> Summary:
     summary = Summary(connections=connections)
     latencies: list[float] = []
@@ -264,6 +328,22 @@ async def run(
             await asyncio.sleep(2.5)
             return None if pid is None else server_rss_mb(pid)
 
+        async def attacker(index: int, deadline: float) -> None:
+            # 6 MB of answer (300 x 1000 softmax numbers): more than the socket buffers on both sides.
+            body = orjson.dumps(
+                {"logits": rng.normal(size=(300, 1000)), "target": [0] * 300, "outputs": ["softmax"]},
+                option=orjson.OPT_SERIALIZE_NUMPY,
+            )
+            turn = index
+            while time.perf_counter() < deadline - 8:  # room for one attack to end
+                kind = ATTACKS[turn % len(ATTACKS)]
+                turn += 1
+                cut = await attack(url, kind, body, limit=8)
+                summary.attacks += 1
+                summary.attacks_cut += cut
+                if not cut:
+                    problem(f"attack {kind}: not cut off")
+
         # Warm-up: first one request of every kind, the largest included, so that whatever the
         # machine's speed every code path and buffer size has been used before the baseline is
         # read; then load for ``warmup`` seconds. A pause, the measured run, a pause.
@@ -275,7 +355,11 @@ async def run(
         await asyncio.gather(*(worker(warm_until) for _ in range(connections)))
         summary.rss_after_warmup_mb = await idle_memory()
         deadline = started + max(duration, warmup + 1.0)
-        await asyncio.gather(sample_memory(deadline), *(worker(deadline) for _ in range(connections)))
+        await asyncio.gather(
+            sample_memory(deadline),
+            *(worker(deadline) for _ in range(connections)),
+            *(attacker(index, deadline) for index in range(attackers)),
+        )
         summary.rss_end_mb = await idle_memory()
     summary.duration_s = time.perf_counter() - started
     if readings:
@@ -299,9 +383,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--check-every", type=int, default=5, help="recompute every Nth valid answer")
     parser.add_argument("--json", type=Path, help="also write the summary here")
+    parser.add_argument(
+        "--attackers", type=int, default=0, help="connections attacking meanwhile (XENT_*_TIMEOUT <= 2)"
+    )
     args = parser.parse_args(argv)
     summary = asyncio.run(
-        run(args.url, args.duration, args.connections, args.seed, args.pid, args.warmup, args.check_every)
+        run(
+            args.url,
+            args.duration,
+            args.connections,
+            args.seed,
+            args.pid,
+            args.warmup,
+            args.check_every,
+            args.attackers,
+        )
     )
     report = asdict(summary)
     for key, value in report.items():
@@ -313,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     failed = summary.errors or summary.server_errors or summary.wrong_answers
+    failed = failed or summary.attacks_cut < summary.attacks
     return 1 if failed else 0
 
 

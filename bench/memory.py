@@ -1,12 +1,15 @@
 """Memory of one large JSON request: how much the server process grows for a body at the size limit.
 
     python bench/memory.py --rows 4096 --classes 1000 [--outputs losses,softmax] [--at-limit] [--v2-binary]
+                           [--compact]
 
 Starts ``python -m service`` on a free loopback port (with ``XENT_MAX_BODY_BYTES`` set to the body's
 size when ``--at-limit``), warms it up with a small request, then sends the batch as JSON and reads the
 server's resident set before (VmRSS) and its peak after (VmHWM) from /proc. Prints the body size, the
 peak RSS, the growth, and both as multiples of the body. With ``--v2-binary`` the same batch goes to
-/v2 as float64 binary tensors, every output asked for as binary.
+/v2 as float64 binary tensors, every output asked for as binary. With ``--compact`` the logits are
+one-digit integers (``[[3,-1,0,...``, about 2.5 bytes a number): the most numbers a body of its size
+can hold, so the growth per number (``growth_per_number``) is what bounds a request's memory.
 """
 
 from __future__ import annotations
@@ -65,10 +68,11 @@ def measure(
     at_limit: bool,
     dtype: str = "float64",
     v2_binary: bool = False,
+    compact: bool = False,
 ) -> dict[str, float]:
     rng = np.random.default_rng(0)
     document = {
-        "logits": rng.normal(size=(rows, classes)),
+        "logits": rng.integers(-9, 10, size=(rows, classes)) if compact else rng.normal(size=(rows, classes)),
         "target": rng.integers(0, classes, rows),
         "outputs": outputs,
         "dtype": dtype,
@@ -114,6 +118,7 @@ def measure(
         "rss_before_mb": before / 1024,
         "peak_rss_mb": peak / 1024,
         "growth_over_body": (peak - before) / size,
+        "growth_per_number": (peak - before) * 1024 / (rows * classes),
         "peak_over_body": peak / size,
         "round_trip_s": seconds,
         "response_mb": len(response.content) / 2**20,
@@ -127,9 +132,15 @@ def main() -> None:
     parser.add_argument("--outputs", default="losses,softmax")
     parser.add_argument("--at-limit", action="store_true", help="set XENT_MAX_BODY_BYTES to the body's size")
     parser.add_argument("--v2-binary", action="store_true", help="send it to /v2 as binary tensors")
+    parser.add_argument("--compact", action="store_true", help="one-digit integer logits: dense JSON")
     args = parser.parse_args()
     result = measure(
-        args.rows, args.classes, args.outputs.split(","), at_limit=args.at_limit, v2_binary=args.v2_binary
+        args.rows,
+        args.classes,
+        args.outputs.split(","),
+        at_limit=args.at_limit,
+        v2_binary=args.v2_binary,
+        compact=args.compact,
     )
     for key, value in result.items():
         print(f"{key:>18}: {value:.2f}")

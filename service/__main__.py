@@ -17,6 +17,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 
 from service.lifecycle import PROCESS_LIFECYCLE, DrainingServer
 from service.observability import logging_config
+from service.server_protocol import ConnectionGuard, GuardedHttpToolsProtocol, install_guard
 from service.settings import Settings
 
 __all__ = ["main", "parse_args"]
@@ -33,13 +34,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None, *, transport_limits: bool = True) -> None:
+    """Serve. ``transport_limits=False`` runs uvicorn's own protocol, without the request-head, connection
+    and send-rate limits, nor the uploads' minimum rate: for ``bench/limits.py``, to measure their cost."""
     args = parse_args(argv)
     overrides = {
         name: value
         for name, value in (("host", args.host), ("port", args.port), ("workers", args.workers))
         if value is not None
     }
+    if not transport_limits:
+        os.environ["XENT_MIN_RECEIVE_RATE"] = "0"
     settings = Settings(**overrides)
     # Worker processes build their app from the environment: hand them the effective settings.
     for name, value in overrides.items():
@@ -64,7 +69,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         timeout_keep_alive=settings.keep_alive_timeout,
         proxy_headers=False,
         server_header=False,
+        # The request head's size and deadline, the connection cap and the answers' minimum rate
+        # (service.server_protocol); worker processes make their guard from the environment.
+        http=GuardedHttpToolsProtocol if transport_limits else "httptools",
     )
+    install_guard(ConnectionGuard.from_settings(settings))
     server = DrainingServer(config, drain_seconds=settings.drain_seconds, lifecycle=PROCESS_LIFECYCLE)
     # uvicorn re-raises the SIGTERM it handled once it has shut down, so that the default action (death
     # by signal) follows. A SIGTERM-initiated shutdown that completed is a success: exit 0.

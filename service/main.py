@@ -23,6 +23,7 @@ from service.api.payloads import check_serialiser
 from service.api.routes import health, operations, v1_routes
 from service.api.routing import BodyDeadlines, ComputeGate, RawBodyRoute, TransportLimits
 from service.api.v2 import v2_routes
+from service.budget import MemoryBudget, default_memory_budget
 from service.core import set_threads
 from service.lifecycle import PROCESS_LIFECYCLE, Lifecycle
 from service.memory import release_free_memory, tune_allocator
@@ -137,13 +138,8 @@ def create_app(
     app.state.metrics = metrics = ServiceMetrics()
     install_error_handlers(app)
 
-    limits = TransportLimits(
-        max_body_bytes=settings.max_body_bytes,
-        arrays=ArrayLimits(max_elements=settings.max_elements, max_dims=settings.max_dims),
-        offload_bytes=settings.offload_bytes,
-        deadlines=BodyDeadlines(settings.body_timeout),
-        gate=ComputeGate(settings.compute_concurrency, release_memory=release_memory),
-    )
+    limits = _transport_limits(settings, release_memory)
+    app.state.memory_budget = limits.budget
     lean = v1_routes(limits)
     app.router.routes.extend(lean)
     app.router.routes.extend(v2_routes(limits))
@@ -161,6 +157,21 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _transport_limits(settings: Settings, release_memory: Callable[[], object] | None) -> TransportLimits:
+    """What one request may cost, and the process-wide gate and memory budget large ones share."""
+    gate = ComputeGate(settings.compute_concurrency, release_memory=release_memory)
+    budget_bytes = settings.memory_budget or default_memory_budget(settings.workers)
+    return TransportLimits(
+        max_body_bytes=settings.max_body_bytes,
+        arrays=ArrayLimits(max_elements=settings.max_elements, max_dims=settings.max_dims),
+        offload_bytes=settings.offload_bytes,
+        deadlines=BodyDeadlines(settings.body_timeout, settings.min_receive_rate),
+        gate=gate,
+        # Once the last large answer has left, memory can be given back (see ComputeGate).
+        budget=MemoryBudget(budget_bytes, wait=settings.memory_wait, on_empty=gate.schedule_release),
+    )
 
 
 def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:

@@ -135,6 +135,68 @@ class Settings(BaseSettings):
         ),
     )
 
+    memory_budget: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Bytes that the large requests in flight in one process may hold together: their bodies, "
+            "arrays and answers, from admission until the client has taken the last byte "
+            "(XENT_MEMORY_BUDGET). 0: 60 % of the container's memory limit (cgroup), or of physical "
+            "memory, shared among the workers. A request that does not fit waits XENT_MEMORY_WAIT "
+            "seconds, then gets 503; one larger than the whole budget gets 413 at once."
+        ),
+    )
+    memory_wait: float = Field(
+        default=10.0,
+        ge=0,
+        description=(
+            "Seconds a large request waits for room in the memory budget before it gets 503 with "
+            "Retry-After (XENT_MEMORY_WAIT)."
+        ),
+    )
+    min_receive_rate: int = Field(
+        default=32 * 1024,
+        ge=0,
+        description=(
+            "Bytes per second a request body must arrive at, once XENT_BODY_TIMEOUT has passed: each "
+            "byte received buys 1/rate seconds more (as Apache's mod_reqtimeout MinRate); slower gets "
+            "408 (XENT_MIN_RECEIVE_RATE). 0: only silence is cut off."
+        ),
+    )
+    min_send_rate: int = Field(
+        default=32 * 1024,
+        ge=0,
+        description=(
+            "Bytes per second a client must take an answer at, once XENT_BODY_TIMEOUT has passed since "
+            "the answer started to wait for it; slower: the connection is aborted and what it held is "
+            "freed at once (XENT_MIN_SEND_RATE). 0: never."
+        ),
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description=(
+            "Largest request head (request line and headers), in bytes; larger gets 431 and the "
+            "connection is closed (XENT_MAX_HEADER_BYTES)."
+        ),
+    )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Seconds a request head may take from its first byte (or from the connection's opening) "
+            "to its end, however steadily it arrives; longer: 408 and the connection is closed "
+            "(XENT_HEADER_TIMEOUT)."
+        ),
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description=(
+            "Most open connections per process; more get 503 and are closed at once (XENT_MAX_CONNECTIONS)."
+        ),
+    )
+
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

@@ -1,5 +1,5 @@
 """Admission of requests with large bodies: a gate bounding how many are computed at once (and
-giving memory back when they stop), and deadlines on the silence of body reads."""
+giving memory back when they stop), and deadlines on the silence and the rate of body reads."""
 
 from __future__ import annotations
 
@@ -12,20 +12,22 @@ import anyio
 from starlette.types import Message, Receive
 
 from service.api.errors import Problem
+from service.budget import BudgetExceeded, BudgetFull, MemoryBudget, Reservation
 
 #: How long the last large request must have left before memory is given back (see ComputeGate).
 RELEASE_AFTER_IDLE_SECONDS: Final = 1.0
 
 
 class ComputeGate:
-    """How many large requests one process handles at once, over every route: one is admitted before
-    its body is read, and leaves once its answer is handed to the server (a streamed answer: once it
-    is computed, so that a slow reader holds up no one), so that at most that many large bodies are
-    read and computed on together. The others wait their turn.
+    """How many large requests one process computes at once, over every route: one is admitted once
+    its whole body is in hand (read into the memory budget, so that a slow upload holds no turn), and
+    leaves once its answer is made (a streamed answer: once it is ready to go, so that a slow reader
+    holds up no one). The others wait their turn.
 
     With ``release_memory`` (``service.memory.release_free_memory`` in the serving process), once no
-    large request has been in flight for ``idle_seconds``, it is called in a worker thread, so that
-    an idle process gives back what its last batches used. Back-to-back batches do not pay for it.
+    large request has been computed for ``idle_seconds``, it is called in a worker thread, so that
+    an idle process gives back what its last batches used; ``schedule_release`` asks for the same
+    (the memory budget does, when the last answer has left). Back-to-back batches do not pay for it.
     """
 
     def __init__(
@@ -58,11 +60,15 @@ class ComputeGate:
                     self._release_timer = None
                 yield
         finally:
-            if self.release_memory is not None and self.limiter.borrowed_tokens == 0:
-                loop = asyncio.get_running_loop()
-                if self._release_timer is not None:
-                    self._release_timer.cancel()
-                self._release_timer = loop.call_later(self.idle_seconds, self._release_if_idle, loop)
+            self.schedule_release()
+
+    def schedule_release(self) -> None:
+        """Give memory back in ``idle_seconds``, unless a large request is computed by then."""
+        if self.release_memory is not None and self.limiter.borrowed_tokens == 0:
+            loop = asyncio.get_running_loop()
+            if self._release_timer is not None:
+                self._release_timer.cancel()
+            self._release_timer = loop.call_later(self.idle_seconds, self._release_if_idle, loop)
 
     def _release_if_idle(self, loop: asyncio.AbstractEventLoop) -> None:
         self._release_timer = None
@@ -72,8 +78,10 @@ class ComputeGate:
 
 class BodyDeadlines:
     """Cuts off (408) a request body when no part of it has arrived for ``timeout`` seconds, as nginx's
-    ``client_body_timeout`` does, so that a stalled upload cannot hold its turn at the ``ComputeGate``,
-    and the requests queued behind it, for ever; a slow but steady upload goes on.
+    ``client_body_timeout`` does, or, with a ``min_rate`` (bytes per second), when it arrives slower
+    than that: after ``timeout`` seconds each byte received buys ``1 / min_rate`` seconds more, as
+    Apache's ``mod_reqtimeout`` ``MinRate``. So a stalled or trickling upload cannot hold its share
+    of the memory budget, and the requests queued behind it, for ever; a steady upload goes on.
 
     One timer per process (per event loop; uvicorn runs one) looks at the reads in progress every
     ``period`` seconds (a quarter of the timeout, from 0.05 to 1 s) and cancels those that have waited
@@ -82,8 +90,9 @@ class BodyDeadlines:
     small-request throughput here; entering a read in a dict costs next to nothing.
     """
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, min_rate: int = 0) -> None:
         self.timeout = timeout
+        self.min_rate = min_rate
         self.period = min(1.0, max(0.05, timeout / 4))
         self._reads: dict[asyncio.Task[Any], float] = {}  # task -> when it is cut off
         self._expired: set[asyncio.Task[Any]] = set()
@@ -97,15 +106,23 @@ class BodyDeadlines:
         if task is None:  # not in an asyncio task: nothing to cancel
             return await read_body(receive)
         loop = task.get_loop()
-        reads, timeout = self._reads, self.timeout
-        reads[task] = loop.time() + timeout
+        reads, timeout, rate = self._reads, self.timeout, self.min_rate
+        started = last = loop.time()
+        received = 0
+        reads[task] = started + timeout
         if self._timer is None or self._timer_loop is not loop:
             self._timer = loop.call_later(self.period, self._cut_off_silent_reads, loop)
             self._timer_loop = loop
 
         async def receive_in_time() -> Message:
+            nonlocal last, received
             message = await receive()
-            reads[task] = loop.time() + timeout  # something arrived: the clock starts again
+            last = loop.time()  # something arrived: the clock of silence starts again
+            if rate:
+                received += len(message.get("body", b""))
+                reads[task] = min(last, started + received / rate) + timeout
+            else:
+                reads[task] = last + timeout
             return message
 
         cancelling = task.cancelling()
@@ -116,9 +133,15 @@ class BodyDeadlines:
             # which asyncio.timeout decides the same way.
             if task not in self._expired or task.uncancel() > cancelling:
                 raise
+            if loop.time() - last >= timeout:
+                raise Problem(
+                    408,
+                    f"no part of the request body arrived for {timeout:g} seconds (XENT_BODY_TIMEOUT)",
+                ) from None
             raise Problem(
                 408,
-                f"no part of the request body arrived for {timeout:g} seconds (XENT_BODY_TIMEOUT)",
+                f"the request body arrived slower than {rate} bytes per second (XENT_MIN_RECEIVE_RATE): "
+                f"{received} bytes in {loop.time() - started:.1f} seconds",
             ) from None
         finally:
             del reads[task]
@@ -136,3 +159,23 @@ class BodyDeadlines:
             if self._reads:
                 self._timer = loop.call_later(self.period, self._cut_off_silent_reads, loop)
                 self._timer_loop = loop
+
+
+async def reserve(budget: MemoryBudget, share: Reservation, nbytes: int) -> None:
+    """Resize ``share`` of the memory budget to ``nbytes``, or refuse the request: 413 when it could
+    never fit, 503 with ``Retry-After`` when none came free within ``XENT_MEMORY_WAIT``."""
+    try:
+        await share.resize(nbytes)
+    except BudgetExceeded as error:
+        raise Problem(
+            413,
+            f"this request needs about {error.wanted} bytes of memory, more than the whole budget "
+            f"of {error.budget} bytes (XENT_MEMORY_BUDGET)",
+        ) from None
+    except BudgetFull as error:
+        raise Problem(
+            503,
+            "the memory for large requests is in use: none came free within "
+            f"{error.waited:g} seconds (XENT_MEMORY_WAIT); retry later",
+            headers={"Retry-After": str(budget.retry_after())},
+        ) from None

@@ -49,6 +49,7 @@ PROBLEM_TYPES: dict[int, str] = {
     413: "/problems/content-too-large",
     415: "/problems/unsupported-media-type",
     422: "/problems/invalid-input",
+    431: "/problems/request-header-fields-too-large",
     500: "/problems/internal-error",
     503: "/problems/unavailable",
 }

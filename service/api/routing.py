@@ -8,9 +8,10 @@ to pydantic-core's JSON parser (``model_validate_json``), arrays become NumPy on
 (``service.api.arrays``), and the endpoint's result, NumPy arrays included, is serialised by orjson.
 
 Large bodies are parsed, computed and serialised in a worker thread, at most
-``XENT_COMPUTE_CONCURRENCY`` at a time per process (admitted before their bodies are read), so that the
-event loop keeps answering small requests and health checks while a big batch is being crunched, and
-memory stays bounded.
+``XENT_COMPUTE_CONCURRENCY`` at a time per process (admitted once their bodies are read), so that the
+event loop keeps answering small requests and health checks while a big batch is being crunched; what
+they hold, from the first byte of the body to the last byte of the answer, counts against the
+process's memory budget (``service.budget``).
 
 ``RawBodyRoute`` is the transport (framing checks, size limit, offloading, sending); ``LeanJSONRoute``
 adds the JSON endpoints' body -> model -> endpoint -> JSON. Other protocols subclass ``RawBodyRoute``.
@@ -24,7 +25,7 @@ import logging
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import anyio.to_thread
@@ -33,7 +34,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.types import Receive, Scope, Send
 
-from service.api.admission import BodyDeadlines, ComputeGate
+from service.api.admission import BodyDeadlines, ComputeGate, reserve
 from service.api.arrays import ArrayLimits, decode_context, tensor_fields
 from service.api.bulk_json import decode_bulk
 from service.api.errors import (
@@ -46,6 +47,7 @@ from service.api.json_keys import check_keys
 from service.api.middleware import request_state
 from service.api.payloads import json_body, numbers_in
 from service.api.schemas import known_keys
+from service.budget import MemoryBudget, Reservation
 from service.core import InvalidInputError
 
 __all__ = ["BodyDeadlines", "ComputeGate", "LeanJSONRoute", "RawBodyRoute", "Reply", "TransportLimits"]
@@ -54,6 +56,8 @@ logger = logging.getLogger("service.transport")
 
 JSON_CONTENT_TYPE = b"application/json"
 _PROBLEM_CONTENT_TYPE = PROBLEM_CONTENT_TYPE.encode()
+#: Memory one number of a JSON request may hold, at most, from its body to its answer (``cost``).
+BYTES_PER_NUMBER: Final = 48
 #: Bodies from this size on try ``decode_bulk`` first (no Python object per number).
 BULK_MIN_BODY_BYTES = 256 * 1024
 
@@ -67,6 +71,7 @@ class TransportLimits:
     offload_bytes: int
     gate: ComputeGate
     deadlines: BodyDeadlines
+    budget: MemoryBudget
 
 
 class _Disconnected(Exception):
@@ -108,9 +113,11 @@ class Reply:
 class RawBodyRoute(APIRoute):
     """An ``APIRoute`` served by a lean ASGI app: it checks the framing headers, reads the body within
     ``max_body_bytes`` (413 before reading when Content-Length says it is too large), hands the bytes to
-    ``respond`` and sends the ``Reply``. A body above ``offload_bytes`` (or of unknown length) waits
-    for the process's ``ComputeGate`` before it is read, and is handled in a worker thread. Subclasses
-    say which media types they accept and how to respond.
+    ``respond`` and sends the ``Reply``. A body above ``offload_bytes`` (or of unknown length) is read
+    into a share of the process's ``MemoryBudget`` (its length first, then its ``cost``), waits for a
+    turn at the ``ComputeGate`` with the whole body in hand, is handled in a worker thread, and keeps
+    its share until its answer has left the process. Subclasses say which media types they accept,
+    how to respond, and what a body costs.
     """
 
     def __init__(
@@ -155,26 +162,50 @@ class RawBodyRoute(APIRoute):
                 return
             await _send(send, self.respond(body, scope))
             return
-        async with self.limits.gate.admit():
+        share = self.limits.budget.reservation()
+        waits_for_client = False
+        try:
             try:
-                body = await self._read_body(receive)
+                # The body is read into the memory budget, before and without a compute turn: an
+                # upload that trickles in holds its own share of memory, and no one's turn.
+                await reserve(
+                    self.limits.budget, share, length if length is not None else self.limits.offload_bytes
+                )
+                body = await self._read_body(receive, share)
+                # Counting 100 MB of commas takes tens of milliseconds: not on the event loop.
+                cost = await anyio.to_thread.run_sync(self.cost, body, scope)
+                await reserve(self.limits.budget, share, cost)
             except Problem as problem:
                 await self._refuse(scope, send, problem)
                 return
             except _Disconnected:
                 request_state(scope)["client_gone"] = True
                 return
-            if len(body) > self.limits.offload_bytes:
-                reply = await anyio.to_thread.run_sync(self.respond, body, scope)
-            else:
-                reply = self.respond(body, scope)
-            del body
+            async with self.limits.gate.admit():
+                if len(body) > self.limits.offload_bytes:
+                    reply = await anyio.to_thread.run_sync(self.respond, body, scope)
+                else:
+                    reply = self.respond(body, scope)
+                del body
             if reply.chunks is None:
-                await _send(send, reply)  # handed to the server's buffer whole: no waiting here
-                return
-        # A streamed answer is sent after giving the turn back: it goes at the client's pace, and a
-        # client that reads slowly, or not at all, must not keep the large requests behind it waiting.
-        await self._stream(scope, receive, send, reply)
+                await share.resize(len(reply.body))  # what is left: the answer's bytes
+                await _send(send, reply)
+            else:
+                # A streamed answer is sent after giving the turn back: it goes at the client's pace,
+                # and a client that reads slowly holds its share of memory, but no one's turn.
+                await self._stream(scope, receive, send, reply)
+            waits_for_client = _release_when_sent(scope, share)
+        finally:
+            if not waits_for_client:
+                share.release()
+
+    def cost(self, body: bytearray, scope: Scope) -> int:
+        """Bytes of memory that reading, computing and answering this body may hold at once, at most.
+
+        JSON: the body, and ``BYTES_PER_NUMBER`` for each number it may hold (a comma or the end
+        follows each), measured with every output asked for (``bench/memory.py``, README).
+        """
+        return len(body) + BYTES_PER_NUMBER * (body.count(b",") + 1)
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send, reply: Reply) -> None:
         """Send ``reply.chunks`` one at a time, each made in a worker thread just before it goes.
@@ -250,11 +281,18 @@ class RawBodyRoute(APIRoute):
             413, f"the request body is larger than the limit of {limit} bytes (XENT_MAX_BODY_BYTES)"
         )
 
-    async def _read_body(self, receive: Receive) -> bytearray:
-        """The whole body, within ``max_body_bytes`` and the body's deadlines (``BodyDeadlines``)."""
-        return await self.limits.deadlines.read(receive, self._receive_body)
+    async def _read_body(self, receive: Receive, share: Reservation | None = None) -> bytearray:
+        """The whole body, within ``max_body_bytes``, the body's deadlines (``BodyDeadlines``) and,
+        with a ``share`` of the memory budget, that share, grown as a body of unknown length grows."""
+        if share is None:
+            return await self.limits.deadlines.read(receive, self._receive_body)
 
-    async def _receive_body(self, receive: Receive) -> bytearray:
+        async def receive_into_share(receive: Receive) -> bytearray:
+            return await self._receive_body(receive, share)
+
+        return await self.limits.deadlines.read(receive, receive_into_share)
+
+    async def _receive_body(self, receive: Receive, share: Reservation | None = None) -> bytearray:
         body = bytearray()
         limit = self.limits.max_body_bytes
         while True:
@@ -264,6 +302,8 @@ class RawBodyRoute(APIRoute):
             body += message.get("body", b"")
             if len(body) > limit:
                 raise self._too_large()
+            if share is not None and len(body) > share.nbytes:
+                await reserve(self.limits.budget, share, min(limit, max(len(body), 2 * share.nbytes)))
             if not message.get("more_body", False):
                 return body
 
@@ -329,6 +369,16 @@ class LeanJSONRoute(RawBodyRoute):
             if isinstance(value, np.ndarray):
                 return (value.shape[0] if value.ndim >= 2 else 1), int(value.size)
         return 0, 0
+
+
+def _release_when_sent(scope: Scope, share: Reservation) -> bool:
+    """Have the server release ``share`` once the answer has left the process (the protocol in
+    ``service.server_protocol`` offers that); False when no server does (in-process tests)."""
+    connection = scope.get("extensions", {}).get("xent.connection")
+    if connection is None:
+        return False
+    connection.when_sent(share.release)
+    return True
 
 
 async def _send(send: Send, reply: Reply, *, close: bool = False) -> None:

@@ -27,7 +27,7 @@ from starlette.types import Scope
 
 from service.api.errors import Problem, problem_from_invalid_input
 from service.api.middleware import request_state
-from service.api.routing import RawBodyRoute, Reply, TransportLimits
+from service.api.routing import BYTES_PER_NUMBER, RawBodyRoute, Reply, TransportLimits
 from service.api.v2.codec import (
     HEADER_LENGTH,
     DecodedRequest,
@@ -118,7 +118,7 @@ class InferRoute(RawBodyRoute):
         )
 
     def reply_to_problem(self, problem: Problem) -> Reply:
-        status = problem.status if problem.status in {404, 405, 408, 413, 415} else 400
+        status = problem.status if problem.status in {404, 405, 408, 413, 415, 503} else 400
         return Reply.problem(
             Problem(
                 status,
@@ -128,6 +128,14 @@ class InferRoute(RawBodyRoute):
                 extensions={**problem.extensions, "error": problem.detail},
             )
         )
+
+    def cost(self, body: bytearray, scope: Scope) -> int:
+        """As JSON's; binary tensors may hold a number in every 4 bytes (FP32, INT32; BOOL targets
+        come with a 4-byte input or more), which is measured at most ``BYTES_PER_NUMBER`` each too."""
+        numbers = body.count(b",") + 1
+        if any(name == HEADER_LENGTH for name, _ in scope["headers"]):
+            numbers += len(body) // 4
+        return len(body) + BYTES_PER_NUMBER * numbers
 
     def respond(self, body: bytearray, scope: Scope) -> Reply:
         path = scope.get("path_params", {})
