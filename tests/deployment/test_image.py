@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -49,7 +50,6 @@ IMAGE_SECONDS = BOOTSTRAP_SECONDS + 2 * COMMAND_SECONDS + 2 * IMPORT_SECONDS + B
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(IMAGE_SECONDS + TEST_SECONDS)]
 
-IMAGE = "localhost/xent-service:image-test"
 BASE_IMAGE = "localhost/xent-test-base"
 IMAGE_USER = "10001:10001"
 
@@ -70,6 +70,18 @@ BASE_ENV = {
 # Where the Dockerfile mounts its build secrets (a secret's default target is /run/secrets/<id>).
 SECRET_DIR = "/run/secrets"
 PIP_SETTINGS = ("index-url", "extra-index-url", "trusted-host", "timeout", "default-timeout", "retries")
+
+
+def readme_build_command() -> list[str]:
+    """The README's buildah command (the route for a machine without a Docker daemon), as words."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line.startswith("buildah bud ")]
+    assert len(lines) == 1, "the README gives one buildah command"
+    words = shlex.split(lines[0])
+    # What the README promises: the Docker format, which keeps the HEALTHCHECK; the repository as context.
+    assert words[:2] == ["buildah", "bud"] and "--format" in words and words[-1] == "."
+    assert words[words.index("--format") + 1] == "docker"
+    return words
 
 
 def cache_dir() -> Path:
@@ -110,7 +122,7 @@ class Buildah:
         assert result.returncode == 0, f"buildah {' '.join(args)} failed:\n{result.stderr}"
         return result.stdout
 
-    def logged(self, log: Path, *args: str, timeout: float) -> None:
+    def logged(self, log: Path, *args: str, timeout: float, cwd: Path | None = None) -> None:
         """A long command whose output goes to a file, shown when it fails."""
         with log.open("wb") as sink:
             result = subprocess.run(
@@ -119,6 +131,7 @@ class Buildah:
                 stderr=subprocess.STDOUT,
                 timeout=timeout,
                 stdin=subprocess.DEVNULL,
+                cwd=cwd,
             )
         assert result.returncode == 0, f"buildah {args[0]} failed ({result.returncode}):\n{tail(log)}"
 
@@ -229,24 +242,26 @@ def image(buildah: Buildah, tmp_path_factory: pytest.TempPathFactory) -> str:
     buildah("commit", "--rm", "--quiet", container, BASE_IMAGE, timeout=IMPORT_SECONDS)
     imported = time.monotonic()
 
+    # The README's own command, word for word, with only this machine's storage (Buildah.argv), the
+    # bootstrapped base image, chroot isolation and pip's settings added.
+    documented = readme_build_command()
+    tag = documented[documented.index("-t") + 1]
     buildah.logged(
         workdir / "build.log",
-        "bud",
+        *documented[1:-1],
         "--isolation=chroot",
-        "--format=docker",  # the OCI format has no HEALTHCHECK: buildah would drop it
         f"--build-arg=BASE_IMAGE={BASE_IMAGE}",
         *pip_secrets(workdir),
-        f"--file={ROOT / 'Dockerfile'}",
-        f"--tag={IMAGE}",
-        str(ROOT),
+        documented[-1],  # the context: the repository (cwd)
         timeout=BUILD_SECONDS,
+        cwd=ROOT,
     )
     built = time.monotonic()
     sys.stderr.write(
         f"image test: base {bootstrapped - started:.0f} s, import {imported - bootstrapped:.0f} s, "
         f"build {built - imported:.0f} s\n"
     )
-    return IMAGE
+    return f"localhost/{tag}"
 
 
 @pytest.fixture(scope="module")

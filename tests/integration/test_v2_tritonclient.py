@@ -20,7 +20,7 @@ from tests.reference import Case, assert_matches, cases_for, load_cases
 from tests.v2_cases import as_v1_response, triton_inputs, triton_outputs, v2_request
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-SECTION_TITLE = "## Call it from Triton and KServe clients"
+SECTION_TITLE = "### Call it from Triton and KServe clients"
 CROSS_ENTROPY_CASES = cases_for("/v1/cross-entropy")
 OTHER_CASES = [case for case in load_cases() if case["endpoint"] != "/v1/cross-entropy"]
 
@@ -159,8 +159,9 @@ def _readme_section() -> str:
     """The README's section on Triton and KServe clients, up to the next section."""
     text = README.read_text()
     start = text.index(SECTION_TITLE)
-    end = text.find("\n## ", start + len(SECTION_TITLE))
-    return text[start : end if end != -1 else len(text)]
+    ends = [text.find(f"\n{level} ", start + len(SECTION_TITLE)) for level in ("##", "###")]
+    end = min((end for end in ends if end != -1), default=len(text))
+    return text[start:end]
 
 
 def _readme_blocks() -> tuple[str, str]:
