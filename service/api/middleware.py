@@ -15,6 +15,8 @@ defence: an exception that escapes the app becomes a logged 500 problem, never a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -133,6 +135,15 @@ class RequestObserver:
             if not response_started:
                 problem = Problem(500, "the service failed to handle this request; it has been logged")
                 await problem.send(send_with_headers)
+        except asyncio.CancelledError:
+            # The server is shutting down and XENT_SHUTDOWN_TIMEOUT has run out: say so in a problem
+            # (503, worth a retry elsewhere) rather than leave uvicorn's plain-text 500.
+            status = 503
+            if not response_started:
+                problem = Problem(503, "the service is shutting down; retry the request")
+                with contextlib.suppress(Exception):
+                    await problem.send(send_with_headers)
+            raise
         finally:
             if not response_started and state.get("client_gone"):
                 status = CLIENT_CLOSED_REQUEST  # the client's doing, not a server error

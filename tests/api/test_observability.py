@@ -8,6 +8,7 @@ import re
 
 import httpx
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
 from service.observability import JsonFormatter
 
@@ -137,3 +138,37 @@ async def test_unknown_paths_share_one_metrics_label(client: httpx.AsyncClient) 
     text = (await client.get("/metrics")).text
     assert 'route="unmatched"' in text
     assert 'route="/a"' not in text
+
+
+async def test_a_request_cut_off_by_the_shutdown_timeout_gets_a_503_problem() -> None:
+    """uvicorn cancels what is still running when XENT_SHUTDOWN_TIMEOUT runs out: the answer is a 503
+    problem (retry elsewhere), not uvicorn's plain-text 500."""
+    import asyncio
+
+    from service.api.metrics import ServiceMetrics
+    from service.api.middleware import RequestObserver
+
+    started = asyncio.Event()
+
+    async def slow_app(scope: Scope, receive: Receive, send: Send) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope: Scope = {"type": "http", "method": "POST", "path": "/v1/cross-entropy", "headers": []}
+    task = asyncio.create_task(RequestObserver(slow_app, metrics=ServiceMetrics())(scope, receive, send))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 503
+    body = json.loads(sent[1]["body"])
+    assert body["type"] == "/problems/unavailable"
+    assert body["detail"] == "the service is shutting down; retry the request"
