@@ -68,6 +68,9 @@ def main(argv: Sequence[str] | None = None, *, transport_limits: bool = True) ->
         timeout_graceful_shutdown=int(settings.shutdown_timeout) or 1,
         timeout_keep_alive=settings.keep_alive_timeout,
         proxy_headers=False,
+        # No WebSocket routes: an upgrade would hand the connection to uvicorn's WebSocket protocol,
+        # out of reach of the connection cap (service/server_protocol.py) for good.
+        ws="none",
         server_header=False,
         # The request head's size and deadline, the connection cap and the answers' minimum rate
         # (service.server_protocol); worker processes make their guard from the environment.
@@ -75,9 +78,11 @@ def main(argv: Sequence[str] | None = None, *, transport_limits: bool = True) ->
     )
     install_guard(ConnectionGuard.from_settings(settings))
     server = DrainingServer(config, drain_seconds=settings.drain_seconds, lifecycle=PROCESS_LIFECYCLE)
-    # uvicorn re-raises the SIGTERM it handled once it has shut down, so that the default action (death
-    # by signal) follows. A SIGTERM-initiated shutdown that completed is a success: exit 0.
-    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    # uvicorn re-raises the SIGTERM or SIGINT it handled once it has shut down, so that the default
+    # action (death by signal, or a KeyboardInterrupt traceback) follows. A shutdown that completed
+    # is a success, whether a supervisor (SIGTERM) or a person (Ctrl-C) asked for it: exit 0.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, lambda signum, frame: None)
     try:
         if config.workers > 1:
             # uvicorn's supervisor runs its own Server in each worker: they shut down gracefully on

@@ -3,8 +3,11 @@
 A large request reserves its declared body length before a byte of it is read (a body of unknown
 length: as it grows), then, once the body is in hand, what computing and answering it will hold
 (``cost``), and keeps that until the client has taken the last byte of its answer or the connection
-is gone. So the memory that large requests hold together never exceeds the budget, whatever the
-clients do: those that read slowly, or not at all, hold their own share and nobody else's.
+is gone. So the memory that large requests hold together stays within the budget, whatever the
+clients do: those that read slowly, or not at all, hold their own share and nobody else's. (No request
+waits while holding a share, or requests holding part of the budget could wait for each other until
+all timed out: one that must wait for more gives its share back and waits for the whole, and the
+bytes it already holds go uncounted meanwhile.)
 
 A request that does not fit waits its turn, first come first served, at most ``wait`` seconds, then
 gets 503 with ``Retry-After``; one that could never fit (more than the whole budget) gets 413 at once.
@@ -78,7 +81,7 @@ class Reservation:
 
     async def resize(self, nbytes: int) -> None:
         """Hold ``nbytes`` from now on: less at once, more when there is room (may raise
-        ``BudgetFull`` or ``BudgetExceeded``, holding what it held before)."""
+        ``BudgetFull`` or ``BudgetExceeded``; a share that had to wait holds nothing then)."""
         await self._budget._resize(self, max(0, nbytes))
 
     def release(self) -> None:
@@ -113,6 +116,12 @@ class MemoryBudget:
         if not self._waiters and self.used + more <= self.total:
             self._set(reservation, nbytes)
             return
+        if reservation.nbytes:
+            # No one waits while holding a share: requests that each hold part of the budget and wait
+            # for more would wait for each other until every one timed out. Give it back and wait for
+            # the whole (the bytes stay in memory meanwhile: the count runs short by them, briefly).
+            self._set(reservation, 0)
+            more = nbytes
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (more, waiter)
         self._waiters.append(entry)

@@ -249,6 +249,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if deadline is None and self._head_bytes:  # a head began since the last look
             self._head_deadline = deadline = now + self.guard.header_timeout
         if deadline is not None and now >= deadline and not transport.is_closing():
+            if self.cycle is not None and not self.cycle.response_complete:
+                transport.abort()  # a pipelined head late while an answer is going out: no room for a 408
+                return
             if self._head_bytes:
                 timeout = self.guard.header_timeout
                 detail = f"the request head did not arrive within {timeout:g} seconds (XENT_HEADER_TIMEOUT)"

@@ -188,7 +188,9 @@ class RawBodyRoute(APIRoute):
                     reply = self.respond(body, scope)
                 del body
             if reply.chunks is None:
-                await share.resize(len(reply.body))  # what is left: the answer's bytes
+                # What is left is the answer's bytes: never more than was counted (they exist
+                # already; waiting for room, or refusing, would only lose a finished answer).
+                await share.resize(min(share.nbytes, len(reply.body)))
                 await _send(send, reply)
             else:
                 # A streamed answer is sent after giving the turn back: it goes at the client's pace,

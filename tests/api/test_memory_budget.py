@@ -117,3 +117,22 @@ async def test_an_upload_slower_than_the_minimum_rate_gets_408_though_never_sile
     # At the rate: 100 bytes every 0.05 s is 2000 bytes per second, for three times the timeout.
     body = await deadlines.read(_trickle(18, 0.05, size=100), _read_all)
     assert len(body) == 1800
+
+
+async def test_an_answer_larger_than_its_estimate_is_still_sent() -> None:
+    """Every output of a batch of few classes makes an answer larger than the body's estimate: the
+    finished answer is sent (it exists already), never refused as a 500 for want of room."""
+    logits = np.round(np.random.default_rng(3).normal(size=(9000, 7)), 3)
+    body = orjson.dumps(
+        {
+            "logits": logits.tolist(),
+            "target": [1] * 9000,
+            "outputs": ["losses", "softmax", "log_softmax", "grad", "predictions", "target_probability"],
+        }
+    )
+    client, budget = _client(memory_budget=4_000_000, memory_wait=1)
+    async with client:
+        response = await client.post("/v1/cross-entropy", content=body)
+    assert response.status_code == 200, response.text[:300]
+    assert len(response.content) > 4_000_000 // 2
+    assert budget.used == 0

@@ -480,3 +480,23 @@ def test_the_head_limit_counts_heads_only_whatever_the_bodies_and_early_answers(
             assert b"XENT_MAX_HEADER_BYTES" in body
     finally:
         assert stop_server(server) == 0, server.output()[-3000:]
+
+
+def test_websocket_upgrades_are_plain_requests_and_leave_no_slot_taken(tmp_path: Path) -> None:
+    """The service has no WebSocket route; uvicorn's WebSocket protocol, were it on, would take over
+    the connection out of reach of the connection cap, and a few upgrades would lock everyone out."""
+    server = start_server(tmp_path, env={"XENT_MAX_CONNECTIONS": "5"})
+    try:
+        port = _port(server)
+        upgrade = (
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        for _ in range(8):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(upgrade)
+                answer = sock.recv(4096)
+                assert answer.startswith(b"HTTP/1.1 404 "), answer[:200]  # no such route, as plain HTTP
+        assert httpx.get(f"{server.url}/health/live", timeout=10).status_code == 200
+    finally:
+        assert stop_server(server) == 0, server.output()[-3000:]

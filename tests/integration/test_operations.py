@@ -68,6 +68,14 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(tmp_path: Path) -> N
         httpx.get(f"{server.url}/health/live", timeout=2)
 
 
+def test_ctrl_c_drains_and_exits_0_without_a_traceback(tmp_path: Path) -> None:
+    server = start_server(tmp_path)
+    assert httpx.get(f"{server.url}/health/ready", timeout=30).status_code == 200
+    server.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    assert server.process.wait(timeout=30) == 0
+    assert "Traceback" not in server.output() and "KeyboardInterrupt" not in server.output()
+
+
 def test_shutdown_timeout_bounds_the_wait(tmp_path: Path) -> None:
     server = start_server(tmp_path, env={"XENT_SHUTDOWN_TIMEOUT": "1"})
     port = int(server.url.rsplit(":", 1)[1])

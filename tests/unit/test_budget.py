@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from service.budget import BudgetExceeded, BudgetFull, MemoryBudget, default_memory_budget, memory_limit
+from service.budget import (
+    BudgetExceeded,
+    BudgetFull,
+    MemoryBudget,
+    Reservation,
+    default_memory_budget,
+    memory_limit,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -114,3 +121,20 @@ async def test_memory_is_given_back_once_the_last_answer_has_left() -> None:
     await asyncio.sleep(0.2)
     assert len(releases) == 2
     assert releases[1] >= sent
+
+
+async def test_requests_that_each_hold_a_part_do_not_wait_for_each_other() -> None:
+    """Three bodies in hand (30 each) that must each grow to 90: holding while waiting, they would wait
+    for each other until all timed out; giving back and waiting for the whole, they go one by one."""
+    budget = MemoryBudget(100, wait=2)
+    shares = [budget.reservation() for _ in range(3)]
+    for share in shares:
+        await share.resize(30)
+
+    async def grow_compute_release(share: Reservation) -> None:
+        await share.resize(90)
+        await asyncio.sleep(0.05)  # computing
+        share.release()
+
+    await asyncio.wait_for(asyncio.gather(*(grow_compute_release(share) for share in shares)), 1.5)
+    assert budget.used == 0
