@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import tomllib
 from collections.abc import AsyncIterator
 from fnmatch import fnmatch
@@ -212,3 +213,10 @@ async def test_redoc_loads_a_script_that_names_no_other_host(client: httpx.Async
     assert script.headers["content-type"].startswith("text/javascript")
     assert len(script.content) > 500_000  # the whole bundle, less one address
     assert b"cdn.redoc.ly" not in script.content
+
+
+async def test_the_front_page_starts_the_service_as_the_readme_does(client: httpx.AsyncClient) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first_command = readme.split("```sh\n", 1)[1].split("\n```", 1)[0].strip()
+    page = html.unescape((await client.get("/")).text)
+    assert f"<pre><code>{first_command}</code></pre>" in page
