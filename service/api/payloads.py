@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
@@ -36,7 +37,8 @@ CHUNK_NUMBERS: Final = 1 << 18
 
 def check_serialiser(version: str = orjson.__version__) -> None:
     """Raise ``RuntimeError`` unless ``version`` of orjson is below ``FIRST_UNSAFE_ORJSON``."""
-    major_minor = tuple(int(part) for part in version.split(".")[:2])
+    # The leading numbers only: a pre-release such as "4.0b1" is 4.0.
+    major_minor = tuple(int(re.sub(r"\D.*", "", part) or 0) for part in version.split(".")[:2])
     if major_minor >= FIRST_UNSAFE_ORJSON:
         first = ".".join(map(str, FIRST_UNSAFE_ORJSON))
         raise RuntimeError(

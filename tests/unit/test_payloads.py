@@ -69,7 +69,7 @@ def test_very_wide_rows_are_cut_too() -> None:
         assert max(len(piece) for piece in pieces) < 10_000 * 25
 
 
-@pytest.mark.parametrize("version", ["3.12.0", "3.13.0", "3.14.1", "4.0.0"])
+@pytest.mark.parametrize("version", ["3.12.0", "3.13.0", "3.14.1", "4.0.0", "4.0b1", "3.12.0rc2"])
 def test_an_orjson_that_corrupts_the_heap_is_refused(version: str) -> None:
     with pytest.raises(RuntimeError, match=rf"orjson {version} is installed.*install orjson<3\.12"):
         check_serialiser(version)
