@@ -347,13 +347,20 @@ class Client(_Base):
         progress: bool | None = None,
         transport: Transport | None = None,
         request_bytes: int | None = None,
+        sample_weight: ArrayLike | None = None,
+        metrics: Sequence[str] = (),
+        top_k: int | None = None,
+        calibration_bins: int | None = None,
     ) -> EvaluateResult:
         """The mean cross-entropy over ``predictions`` (an array or ``numpy.memmap`` of shape (N, C,
         ...) with ``target``, or an iterable of ``(predictions, target)`` batches), exactly as one
         request would give it, however large: cut into requests of at most ``request_bytes`` (4 MiB by
         default), ``concurrency`` of them in flight; ``return_losses`` gives the per-sample losses in
         input order, ``losses_path`` writes them to a .npy file instead of memory (a memory map, for an
-        array input); ``progress`` shows a bar on stderr (default: when stderr is a terminal)."""
+        array input); ``progress`` shows a bar on stderr (default: when stderr is a terminal).
+        ``sample_weight`` (one per target of an array input) weighs the mean as the service does;
+        ``metrics`` (any of ``METRICS``, with ``top_k`` and ``calibration_bins``) are combined exactly
+        across the requests (see ``xent_client._evaluate``)."""
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         batches, total = as_batches(predictions, target)
@@ -361,6 +368,7 @@ class Client(_Base):
             kind, weight, ignore_index, label_smoothing, epsilon, dtype, transport, request_bytes,
             return_losses, total, losses_path,
         )  # fmt: skip
+        plan.metered(sample_weight, metrics, top_k, calibration_bins, array_input=target is not None)
         bar = _progress(progress, total)
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="xent-evaluate")
         pending: set[Future[tuple[Chunk, dict[str, Any]]]] = set()
@@ -581,6 +589,10 @@ class AsyncClient(_Base):
         progress: bool | None = None,
         transport: Transport | None = None,
         request_bytes: int | None = None,
+        sample_weight: ArrayLike | None = None,
+        metrics: Sequence[str] = (),
+        top_k: int | None = None,
+        calibration_bins: int | None = None,
     ) -> EvaluateResult:
         """See ``Client.evaluate``."""
         if concurrency < 1:
@@ -590,6 +602,7 @@ class AsyncClient(_Base):
             kind, weight, ignore_index, label_smoothing, epsilon, dtype, transport, request_bytes,
             return_losses, total, losses_path,
         )  # fmt: skip
+        plan.metered(sample_weight, metrics, top_k, calibration_bins, array_input=target is not None)
         bar = _progress(progress, total)
         pending: set[asyncio.Task[tuple[Chunk, dict[str, Any]]]] = set()
 
