@@ -147,7 +147,7 @@ def binary_cross_entropy(
     wanted = options.outputs
     kind = x.dtype.type
     y_true, y = y, _smoothed(y, kind(label_smoothing))  # the metrics compare with the targets as sent
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # inf / inf: weights whose sums overflow
         want_grad = "grad" in wanted
         if input_kind == "logits":
             losses, grad, probability = _from_logits(x, y, w, pw, want_grad=want_grad)
@@ -164,7 +164,8 @@ def binary_cross_entropy(
         accuracy=_accuracy(probability, y_true, v_full, threshold) if "accuracy" in wanted else None,
         brier_score=_brier(probability, y_true, v_full) if "brier_score" in wanted else None,
     )
-    raise_if(check_representable(input_kind, dtype, {"loss": loss, "losses": result.losses, "grad": grad}))
+    finite = {"loss": loss, "losses": result.losses, "grad": grad, "accuracy": result.accuracy}
+    raise_if(check_representable(input_kind, dtype, {**finite, "brier_score": result.brier_score}))
     return result
 
 

@@ -83,11 +83,13 @@ def weighted_mean(values: FloatArray, weights: FloatArray) -> np.floating[Any] |
     >>> float(weighted_mean(np.array([1.0, 0.0]), np.array([3.0, 1.0])))
     0.75
     """
-    total = np.add.reduce(weights, axis=None)
-    if not total > 0:
-        return None
-    mean: np.floating[Any] = np.add.reduce(weights * values, axis=None) / total
-    return mean
+    with np.errstate(over="ignore", invalid="ignore"):  # weights whose sums overflow: the caller refuses
+        total = np.add.reduce(weights, axis=None)
+        if not total > 0:
+            return None
+        mean: np.floating[Any] = np.add.reduce(weights * values, axis=None) / total
+    # A total that overflowed would make any mean 0 or NaN: NaN, which the caller refuses as overflow.
+    return mean if np.isfinite(total) else total.dtype.type(np.nan)
 
 
 def accuracy(p: FloatArray, target: IntArray, u: FloatArray) -> np.floating[Any] | None:
@@ -156,8 +158,11 @@ def calibration(p: FloatArray, target: IntArray, u: FloatArray, bins: int) -> Ca
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_confidence = np.where(weight > 0, confidence_sum / weight, np.nan)
         mean_accuracy = np.where(weight > 0, correct_weight / weight, np.nan)
-    total = np.add.reduce(weight)
-    ece = np.add.reduce(np.abs(correct_weight - confidence_sum)) / total if total > 0 else None
+    with np.errstate(over="ignore", invalid="ignore"):  # as weighted_mean
+        total = np.add.reduce(weight)
+        ece = np.add.reduce(np.abs(correct_weight - confidence_sum)) / total if total > 0 else None
+    if ece is not None and not np.isfinite(total):
+        ece = total.dtype.type(np.nan)  # refused by the caller as overflow
     return Calibration(
         ece, edges, count, weight, confidence_sum, correct_weight, mean_confidence, mean_accuracy
     )

@@ -87,8 +87,18 @@ __all__ = [
 _OUTPUTS = tuple(CROSS_ENTROPY_OUTPUTS) + tuple(CROSS_ENTROPY_METRICS)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 #: The results that may overflow (softmax lies in [0, 1]; the losses, the gradient and perplexity scale
-#: with the weights or the losses; log_softmax is checked too, though the input's checks keep it finite).
-_MAY_OVERFLOW = ("loss", "losses", "log_softmax", "grad", "perplexity")
+#: with the weights or the losses, and a weighted mean's sums with the sample weights; log_softmax is
+#: checked too, though the input's checks keep it finite).
+_MAY_OVERFLOW = (
+    "loss",
+    "losses",
+    "log_softmax",
+    "grad",
+    "perplexity",
+    "accuracy",
+    "top_k_accuracy",
+    "brier_score",
+)
 #: The metrics that compare with a class index.
 _INDEX_METRICS = ("accuracy", "top_k_accuracy", "brier_score", "calibration")
 
@@ -156,11 +166,17 @@ def cross_entropy(
     v = _sample_weight(problem, sample_weight, wanted, dtype)
     # Overflow is possible only in results that are genuinely out of range (a sum of huge losses);
     # check_representable turns those into a clear error instead of a warning and an Infinity.
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # invalid: inf / inf, weights' sums overflowing
         result = _compute(problem, input_kind, options, v, wanted)
-    finite_outputs = {name: getattr(result, name) for name in _MAY_OVERFLOW}
-    raise_if(check_representable(input_kind, dtype, finite_outputs))
+    raise_if(check_representable(input_kind, dtype, _may_overflow(result)))
     return result
+
+
+def _may_overflow(result: CrossEntropyResult) -> dict[str, Any]:
+    """The results ``check_representable`` checks (``_MAY_OVERFLOW``, and calibration's error)."""
+    finite_outputs = {name: getattr(result, name) for name in _MAY_OVERFLOW}
+    finite_outputs["calibration"] = None if result.calibration is None else result.calibration["ece"]
+    return finite_outputs
 
 
 def _small(*given: Any) -> CrossEntropyResult | None:

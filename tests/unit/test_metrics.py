@@ -329,3 +329,16 @@ def test_the_calibration_bins_hold_every_counted_sample(problem: tuple[Array, Ar
         accuracy = cal["correct_weight"].sum() / cal["weight"].sum()
         assert accuracy == pytest.approx(_f(result.accuracy), rel=1e-12)
         assert 0 <= float(cal["ece"]) <= 1
+
+
+@pytest.mark.parametrize("name", ["accuracy", "top_k_accuracy", "brier_score", "calibration"])
+def test_weights_whose_sum_overflows_are_refused_not_sent_as_zero(name: Any) -> None:
+    huge = np.array([1e308, 1e308, 1.0])
+    with pytest.raises(InvalidInputError, match=f"the {name} of these logits is not representable"):
+        cross_entropy(
+            np.zeros((3, 4)), np.array([0, 1, 2]), sample_weight=huge, reduction="none", outputs=[name]
+        )
+    with pytest.raises(InvalidInputError, match="the accuracy of these logits is not representable"):
+        binary_cross_entropy(
+            np.zeros(3), np.array([0.0, 1, 1]), sample_weight=huge, reduction="none", outputs=["accuracy"]
+        )
