@@ -27,7 +27,8 @@ __all__ = [
 ]
 
 SAMPLE_WEIGHT: Final = (
-    "One non-negative weight v_i per sample (per element for K-dimensional input): the input's shape "
+    "One non-negative weight v_i per sample (per element for K-dimensional input; one number for "
+    "unbatched input): the input's shape "
     "without the class dimension. The loss is sum_i v_i l_i ('sum') and, for 'mean', that divided by "
     "sum_i v_i w[t_i] over non-ignored targets (class weights w, ones when absent; sum_i v_i for soft "
     "targets): scikit-learn's convention, where sample and class weights multiply, not Keras's "

@@ -224,7 +224,7 @@ class CrossEntropyRequest(_OneInputRequest):
         max_length=len(CROSS_ENTROPY_OUTPUTS) + len(CROSS_ENTROPY_METRICS),
         description="Which arrays and metrics to return besides `loss` and `count`.",
     )
-    sample_weight: FloatTensor | None = Field(default=None, description=mf.SAMPLE_WEIGHT)
+    sample_weight: FloatOrTensor | None = Field(default=None, description=mf.SAMPLE_WEIGHT)
     top_k: int = mf.top_k_field()
     calibration_bins: int = mf.calibration_bins_field()
 
