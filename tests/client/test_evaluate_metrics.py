@@ -88,3 +88,40 @@ def test_unknown_metrics_and_weights_of_batches_are_refused(client: Client, data
     batches = [(data["logits"][:10], data["target"][:10])]
     with pytest.raises(XentError, match="sample_weight needs an array input"):
         client.evaluate(batches, sample_weight=np.ones(10))
+
+
+def test_sample_weights_over_binary_tensors_give_scikit_learns_log_loss(
+    client: Client, data: dict[str, Any]
+) -> None:
+    logits, target, v = data["logits"], data["target"], data["v"]
+    result = client.evaluate(logits, target, sample_weight=v, request_bytes=40_000, transport="binary")
+    assert result.requests > 1
+    kept = target != -100
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    expected = log_loss(target[kept], p[kept], sample_weight=v[kept], labels=list(range(CLASSES)))
+    assert result.loss == pytest.approx(expected, rel=1e-12)
+
+
+def test_one_call_with_metrics_from_the_client(client: Client, data: dict[str, Any]) -> None:
+    logits, target, v = data["logits"][:200], data["target"][:200], data["v"][:200]
+    answer = client.cross_entropy(
+        logits=logits,
+        target=target,
+        sample_weight=v,
+        top_k=2,
+        calibration_bins=5,
+        outputs=["losses", *METRICS],
+    )
+    evaluated = client.evaluate(logits, target, sample_weight=v, top_k=2, calibration_bins=5, metrics=METRICS)
+    for name in ("loss", "accuracy", "top_k_accuracy", "perplexity", "brier_score"):
+        assert getattr(answer, name) == pytest.approx(getattr(evaluated, name), rel=1e-13), name
+    assert answer.calibration is not None and len(answer.calibration["count"]) == 6
+    assert isinstance(answer.entropy, np.ndarray) and answer.entropy.shape == (200,)
+    with pytest.raises(XentError, match="/v1 outputs"):
+        client.cross_entropy(logits=logits, target=target, outputs=["accuracy"], transport="binary")
+    binary = client.binary_cross_entropy(
+        logits=logits[:, 0], target=(target[:200] > 2).astype(float), sample_weight=v, threshold=0.4,
+        outputs=["accuracy", "brier_score"],
+    )  # fmt: skip
+    assert binary.accuracy is not None and 0 <= binary.accuracy <= 1 and binary.brier_score is not None

@@ -236,6 +236,9 @@ class Client(_Base):
         dtype: Dtype | None = None,
         outputs: Sequence[str] | None = None,
         transport: Transport | None = None,
+        sample_weight: ArrayLike | None = None,
+        top_k: int | None = None,
+        calibration_bins: int | None = None,
     ) -> CrossEntropyResult:
         """``POST /v1/cross-entropy``: PyTorch's ``cross_entropy`` (one of logits, probabilities,
         log_probabilities). Options left None take the service's defaults."""
@@ -247,6 +250,7 @@ class Client(_Base):
                 "log_probabilities": log_probabilities,
                 "target": target,
                 "weight": weight,
+                "sample_weight": sample_weight,
             },
             {
                 "ignore_index": ignore_index,
@@ -254,6 +258,8 @@ class Client(_Base):
                 "label_smoothing": label_smoothing,
                 "epsilon": epsilon,
                 "dtype": dtype,
+                "top_k": top_k,
+                "calibration_bins": calibration_bins,
             },
             outputs,
             self._transport(transport),
@@ -274,6 +280,8 @@ class Client(_Base):
         dtype: Dtype | None = None,
         outputs: Sequence[str] | None = None,
         transport: Transport | None = None,
+        sample_weight: ArrayLike | None = None,
+        threshold: float | None = None,
     ) -> BinaryCrossEntropyResult:
         """``POST /v1/binary-cross-entropy``: ``BCEWithLogitsLoss`` (logits) or ``BCELoss``."""
         prepared = prepare(
@@ -284,8 +292,15 @@ class Client(_Base):
                 "target": target,
                 "weight": weight,
                 "pos_weight": pos_weight,
+                "sample_weight": sample_weight,
             },
-            {"reduction": reduction, "label_smoothing": label_smoothing, "epsilon": epsilon, "dtype": dtype},
+            {
+                "reduction": reduction,
+                "label_smoothing": label_smoothing,
+                "epsilon": epsilon,
+                "dtype": dtype,
+                "threshold": threshold,
+            },
             outputs,
             self._transport(transport),
         )
@@ -479,6 +494,9 @@ class AsyncClient(_Base):
         dtype: Dtype | None = None,
         outputs: Sequence[str] | None = None,
         transport: Transport | None = None,
+        sample_weight: ArrayLike | None = None,
+        top_k: int | None = None,
+        calibration_bins: int | None = None,
     ) -> CrossEntropyResult:
         """See ``Client.cross_entropy``."""
         prepared = prepare(
@@ -489,6 +507,7 @@ class AsyncClient(_Base):
                 "log_probabilities": log_probabilities,
                 "target": target,
                 "weight": weight,
+                "sample_weight": sample_weight,
             },
             {
                 "ignore_index": ignore_index,
@@ -496,6 +515,8 @@ class AsyncClient(_Base):
                 "label_smoothing": label_smoothing,
                 "epsilon": epsilon,
                 "dtype": dtype,
+                "top_k": top_k,
+                "calibration_bins": calibration_bins,
             },
             outputs,
             self._transport(transport),
@@ -516,6 +537,8 @@ class AsyncClient(_Base):
         dtype: Dtype | None = None,
         outputs: Sequence[str] | None = None,
         transport: Transport | None = None,
+        sample_weight: ArrayLike | None = None,
+        threshold: float | None = None,
     ) -> BinaryCrossEntropyResult:
         """See ``Client.binary_cross_entropy``."""
         prepared = prepare(
@@ -526,8 +549,15 @@ class AsyncClient(_Base):
                 "target": target,
                 "weight": weight,
                 "pos_weight": pos_weight,
+                "sample_weight": sample_weight,
             },
-            {"reduction": reduction, "label_smoothing": label_smoothing, "epsilon": epsilon, "dtype": dtype},
+            {
+                "reduction": reduction,
+                "label_smoothing": label_smoothing,
+                "epsilon": epsilon,
+                "dtype": dtype,
+                "threshold": threshold,
+            },
             outputs,
             self._transport(transport),
         )

@@ -207,9 +207,12 @@ def prepare(
     arrays_out = tuple(outputs) if outputs is not None else endpoint.default_arrays
     names = tuple(dict.fromkeys(endpoint.scalars + arrays_out))
     finite = all(value.dtype.kind != "f" or bool(np.isfinite(value).all()) for value in given.values())
+    v1_only = any(name in _V1_ONLY for name in (*arrays_out, *chosen))
     if transport == "auto":
         numbers = sum(value.size for value in given.values())
-        binary = numbers > JSON_MAX_NUMBERS or not finite
+        binary = (numbers > JSON_MAX_NUMBERS or not finite) and not v1_only
+    elif transport == "binary" and v1_only:
+        raise XentError("the metrics and their options are /v1 outputs: send with transport='json' or 'auto'")
     else:
         binary = transport == "binary"
         if not binary and not finite:
@@ -282,6 +285,12 @@ def decode(prepared: Prepared, response: httpx.Response) -> dict[str, Any]:
         fields["target_probability"] = np.where(probability == -1, np.nan, probability)
     return fields
 
+
+#: Outputs and options of /v1 only (the metrics): a request with any goes as JSON.
+_V1_ONLY: Final = frozenset(
+    {"accuracy", "top_k_accuracy", "perplexity", "brier_score", "calibration", "top_k", "calibration_bins"}
+    | {"threshold"}
+)
 
 _SCALARS: Final = frozenset(
     {"loss", "cross_entropy", "entropy", "kl_divergence", "accuracy", "top_k_accuracy", "perplexity"}
