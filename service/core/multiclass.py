@@ -99,6 +99,7 @@ _MAY_OVERFLOW = (
     "top_k_accuracy",
     "brier_score",
 )
+_METRIC_NAMES = frozenset(CROSS_ENTROPY_METRICS)
 #: The metrics that compare with a class index.
 _INDEX_METRICS = ("accuracy", "top_k_accuracy", "brier_score", "calibration")
 
@@ -154,7 +155,7 @@ def cross_entropy(
         >>> round(float(r.loss), 4), np.round(r.losses, 4).tolist()
         (0.9185, [1.7413, 0.0957])
     """
-    wanted = MetricOptions(frozenset(outputs) & frozenset(CROSS_ENTROPY_METRICS), top_k, calibration_bins)
+    wanted = MetricOptions(_METRIC_NAMES.intersection(outputs), top_k, calibration_bins)
     options = _options(input_kind, ignore_index, reduction, label_smoothing, epsilon, dtype, outputs, wanted)
     # Sample weights and metrics take the general path only.
     if sample_weight is None and not wanted.names and input_kind == "logits":
