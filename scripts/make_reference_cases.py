@@ -2,12 +2,18 @@
 
     pip install -e '.[bench]'          # torch==2.13.0, from this machine's disk
     python scripts/make_reference_cases.py            # rewrite tests/data/extra_cases.json
-    python scripts/make_reference_cases.py --check    # fail if the file is not what torch gives now
+    python scripts/make_reference_cases.py --check    # fail if the files are not what torch gives now
 
 Every expected value comes from PyTorch: ``F.cross_entropy`` and autograd for logits, ``F.nll_loss``
 (or the documented formula written in torch ops where PyTorch has no mode, i.e. probabilities and
 label smoothing on log-probabilities) for the other inputs. The service never imports torch; this
 script and the benchmarks are the only places it runs. Add a case to the ``*_specs`` of its endpoint.
+
+The metrics and sample weights (``tests/data/metric_cases.json``) are referenced to the libraries that
+define them: scikit-learn 1.9 (``log_loss``, ``accuracy_score``, ``top_k_accuracy_score``,
+``brier_score_loss``) and torchmetrics 1.9 (``MulticlassCalibrationError``, ``Perplexity``,
+``BinaryAccuracy``), and PyTorch's autograd for the weighted gradient. torchmetrics computes its
+results in float32, so its cases have float32's tolerance.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     sys.exit("this script needs PyTorch: pip install -e '.[bench]'")
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "extra_cases.json"
+METRIC_OUT = OUT.with_name("metric_cases.json")
 TOLERANCES = {"float64": (1e-9, 1e-12), "float32": (1e-5, 1e-6)}
 ALL_CE_OUTPUTS = ["losses", "softmax", "log_softmax", "grad", "predictions", "target_probability"]
 
@@ -616,19 +623,19 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     args = parser.parse_args()
     torch.use_deterministic_algorithms(True)
-    built = build()
-    if args.check:
-        differences = compare(json.loads(OUT.read_text()), built)
-        if differences:
-            listed = "\n".join(differences[:20])
-            sys.exit(f"{OUT} differs from what torch {torch.__version__} computes now:\n{listed}")
-        share = CHECK_TOLERANCE_SHARE
-        print(
-            f"{OUT} is what torch {torch.__version__} computes now, within {share} of each case's tolerance"
-        )
-        return
-    OUT.write_text(json.dumps(built, indent=1) + "\n")
-    print(f"wrote {OUT}")
+    from metric_references import build_metric_cases  # here: it needs scikit-learn and torchmetrics
+
+    for path, built in ((OUT, build()), (METRIC_OUT, build_metric_cases())):
+        if args.check:
+            differences = compare(json.loads(path.read_text()), built)
+            if differences:
+                listed = "\n".join(differences[:20])
+                sys.exit(f"{path} differs from what the references compute now:\n{listed}")
+            share = CHECK_TOLERANCE_SHARE
+            print(f"{path} is what the references compute now, within {share} of each case's tolerance")
+            continue
+        path.write_text(json.dumps(built, indent=1) + "\n")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 ``tests/data/golden_cases.json`` is the project's golden file (PyTorch 2.13, copied verbatim from the
 specification); ``tests/data/extra_cases.json`` holds further cases made by
 ``scripts/make_reference_cases.py`` with the same PyTorch. Both have the same format: a request, the
-expected response fields, and the tolerances to compare them with.
+expected response fields, and the tolerances to compare them with. ``tests/data/metric_cases.json``
+(the same format, by the same script) holds the sample weights' and the metrics' cases, computed by
+scikit-learn, torchmetrics and PyTorch (``load_metric_cases``); they are /v1 only.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DATA", "Case", "assert_matches", "cases_for", "load_cases", "request_of"]
+__all__ = ["DATA", "Case", "assert_matches", "cases_for", "load_cases", "load_metric_cases", "request_of"]
 
 DATA = Path(__file__).parent / "data"
 CASE_FILES = ("golden_cases.json", "extra_cases.json")
@@ -31,6 +33,12 @@ def load_cases() -> tuple[Case, ...]:
         for case in document["cases"]:
             cases.append({**case, "source": name})
     return tuple(cases)
+
+
+@cache
+def load_metric_cases() -> tuple[Case, ...]:
+    document = json.loads((DATA / "metric_cases.json").read_text())
+    return tuple({**case, "source": "metric_cases.json"} for case in document["cases"])
 
 
 def cases_for(endpoint: str) -> list[Case]:
@@ -67,6 +75,10 @@ def assert_matches(case: Case, response: dict[str, Any]) -> None:
             assert got is None, f"{case['name']}: {name} should be null, got {got!r}"
             continue
         assert got is not None, f"{case['name']}: {name} is null, expected {want!r}"
+        if isinstance(want, dict):  # an object (calibration): each expected member
+            assert isinstance(got, dict), f"{case['name']}: {name} is not an object"
+            assert_matches({**case, "expected": want, "torch_nonfinite": {}}, got)
+            continue
         if name in {"predictions", "count"}:
             assert got == want, f"{case['name']}: {name} = {got!r}, expected {want!r}"
             continue

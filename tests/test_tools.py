@@ -53,6 +53,21 @@ def test_the_extra_reference_cases_are_what_pytorch_computes() -> None:
     _run("scripts/make_reference_cases.py", "--check", timeout=TOOL_SECONDS)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(TOOL_SECONDS + 60)
+def test_the_metrics_benchmark_runs() -> None:
+    _torch_or_skip()
+    run = _run("bench/metrics.py", "--quick", timeout=TOOL_SECONDS)
+    ratios = {line[:32].strip(): float(line.split()[-1].rstrip("x")) for line in run.stdout.splitlines()[1:]}
+    assert set(ratios) == {
+        "losses (baseline)",
+        "losses + sample_weight",
+        "losses + every metric",
+        "scikit-learn + torchmetrics",
+    }
+    assert ratios["losses (baseline)"] == 1.0 and all(ratio > 0 for ratio in ratios.values())
+
+
 @pytest.mark.parametrize("protocol", [[], ["--v2-binary"]], ids=["v1 JSON", "v2 binary"])
 def test_the_memory_benchmark_runs(protocol: list[str]) -> None:
     run = _run("bench/memory.py", "--rows", "64", "--classes", "10", "--at-limit", *protocol, timeout=120)

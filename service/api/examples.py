@@ -60,6 +60,31 @@ CROSS_ENTROPY_EXAMPLES: dict[str, dict[str, Any]] = {
             "outputs": ["losses", "grad", "target_probability"],
         },
     },
+    "sample_weight_and_metrics": {
+        "summary": "Sample weights and every metric (a validation set's numbers in one call)",
+        "description": (
+            "The mean is sum_i v_i l_i / sum_i v_i w[t_i] (scikit-learn's convention; no class weights "
+            "here): (1.7413 + 2 x 0.0957 + 0.5 x 0.4076) / 3.5 = 0.6104. accuracy 2.5 / 3.5 (the first "
+            "sample predicts class 2), top-2 accuracy 1, perplexity exp(0.6104), per-sample entropy, "
+            "the multi-class Brier score and a 5-bin calibration (torchmetrics' binning)."
+        ),
+        "value": {
+            "logits": [[-1, 0.5, 2], [-1, 0.5, 3], [2, 1, 0]],
+            "target": [1, 2, 0],
+            "sample_weight": [1, 2, 0.5],
+            "top_k": 2,
+            "calibration_bins": 5,
+            "outputs": [
+                "losses",
+                "accuracy",
+                "top_k_accuracy",
+                "perplexity",
+                "entropy",
+                "brier_score",
+                "calibration",
+            ],
+        },
+    },
 }
 
 
@@ -86,6 +111,19 @@ BINARY_CROSS_ENTROPY_EXAMPLES: dict[str, dict[str, Any]] = {
         "summary": "Probabilities (nn.BCELoss), one certain mistake clipped",
         "description": "p = 0 for a positive costs -log(2.22e-16) = 36.04 instead of infinity.",
         "value": {"probabilities": [0.9, 0.2, 0.0], "target": [1, 0, 1], "reduction": "none"},
+    },
+    "sample_weight_and_metrics": {
+        "summary": "Sample weights over each sample's labels, accuracy and Brier score",
+        "description": (
+            "Each sample's weight applies to its three labels; the mean divides by 3 x (2 + 1). "
+            "accuracy at threshold 0.5 (probability > 0.5 predicts 1) and the Brier score, weighted."
+        ),
+        "value": {
+            "logits": [[1.2, -0.8, 0.3], [-1.5, 2.0, 0.0]],
+            "target": [[1, 0, 1], [0, 1, 0]],
+            "sample_weight": [2, 1],
+            "outputs": ["losses", "accuracy", "brier_score"],
+        },
     },
 }
 

@@ -148,21 +148,26 @@ class RequestObserver:
             if not response_started and state.get("client_gone"):
                 status = CLIENT_CLOSED_REQUEST  # the client's doing, not a server error
             self.metrics.in_flight.dec()
-            seconds = time.perf_counter() - started
-            route = _route_name(scope)
-            samples, elements = state.get("workload", (0, 0))
-            self.metrics.observe(
-                method=scope["method"],
-                route=route,
-                status=status,
-                seconds=seconds,
-                samples=samples,
-                elements=elements,
-                problem_kinds=state.get("problem_kinds", ()),
-            )
-            if access_logger.isEnabledFor(logging.INFO):
-                _log_access(scope, route, status, seconds, samples, request_id_text)
+            self._record(scope, state, status, time.perf_counter() - started, request_id_text)
             REQUEST_ID.reset(token)
+
+    def _record(
+        self, scope: Scope, state: dict[str, Any], status: int, seconds: float, request_id: str
+    ) -> None:
+        """The request in the metrics and the access log."""
+        route = _route_name(scope)
+        samples, elements = state.get("workload", (0, 0))
+        self.metrics.observe(
+            method=scope["method"],
+            route=route,
+            status=status,
+            seconds=seconds,
+            samples=samples,
+            elements=elements,
+            problem_kinds=state.get("problem_kinds", ()),
+        )
+        if access_logger.isEnabledFor(logging.INFO):
+            _log_access(scope, route, status, seconds, samples, request_id)
 
 
 def _request_id(scope: Scope) -> bytes:

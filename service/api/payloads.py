@@ -55,13 +55,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def response_body(result: object, always: Iterable[str], requested: Iterable[str] = ()) -> dict[str, Any]:
+def response_body(
+    result: object, always: Iterable[str], requested: Iterable[str] = (), nullable: Iterable[str] = ()
+) -> dict[str, Any]:
     """``{name: getattr(result, name)}`` for every ``always`` field and each ``requested`` one that
-    was computed. NaN (an ignored target's probability) becomes null when orjson writes it."""
+    was computed, or that is ``nullable`` (a metric whose mean is undefined: sent as null). NaN (an
+    ignored target's probability) becomes null when orjson writes it."""
     body = {name: _plain(getattr(result, name)) for name in always}
+    sent_null = frozenset(nullable)
     for name in requested:
         value = getattr(result, name)
-        if value is not None:
+        if value is not None or name in sent_null:
             body[name] = _plain(value)
     return body
 

@@ -13,6 +13,7 @@ from typing import Any, Final, Literal, Self
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, model_validator
 from pydantic_core import PydanticCustomError
 
+from service.api import metric_fields as mf
 from service.api.arrays import (
     FloatOrTensor,
     FloatTensor,
@@ -27,16 +28,18 @@ from service.core import (
     DEFAULT_EPSILON,
     DEFAULT_IGNORE_INDEX,
     DEFAULT_OUTPUTS,
-    BinaryOutput,
     ComputeDtype,
-    CrossEntropyOutput,
     Reduction,
 )
 from service.core.vocabulary import (
+    BINARY_METRICS,
     BINARY_OUTPUTS,
+    CROSS_ENTROPY_METRICS,
     CROSS_ENTROPY_OUTPUTS,
     EPSILON_BOUNDS,
     LABEL_SMOOTHING_BOUNDS,
+    BinaryRequestOutput,
+    CrossEntropyRequestOutput,
 )
 
 __all__ = [
@@ -216,11 +219,14 @@ class CrossEntropyRequest(_OneInputRequest):
         description="Clip for probability inputs (scikit-learn's default: float64 epsilon).",
     )
     dtype: Dtype = Field(default="float64", description="Precision of the computation.")
-    outputs: list[CrossEntropyOutput] = Field(
-        default_factory=lambda: list(DEFAULT_OUTPUTS),
-        max_length=len(CROSS_ENTROPY_OUTPUTS),
-        description="Which arrays to return besides `loss` and `count`.",
+    outputs: list[CrossEntropyRequestOutput] = Field(
+        default_factory=lambda: list[CrossEntropyRequestOutput](DEFAULT_OUTPUTS),
+        max_length=len(CROSS_ENTROPY_OUTPUTS) + len(CROSS_ENTROPY_METRICS),
+        description="Which arrays and metrics to return besides `loss` and `count`.",
     )
+    sample_weight: FloatOrTensor | None = Field(default=None, description=mf.SAMPLE_WEIGHT)
+    top_k: int = mf.top_k_field()
+    calibration_bins: int = mf.calibration_bins_field()
 
     @staticmethod
     def input_names() -> tuple[str, ...]:
@@ -249,6 +255,12 @@ class CrossEntropyResponse(BaseModel):
     target_probability: float | NullableNumberTensor | None = Field(
         default=None, description=_CE["target_probability"].description
     )
+    accuracy: float | None = Field(default=None, description=CROSS_ENTROPY_METRICS["accuracy"])
+    top_k_accuracy: float | None = Field(default=None, description=CROSS_ENTROPY_METRICS["top_k_accuracy"])
+    perplexity: float | None = Field(default=None, description=CROSS_ENTROPY_METRICS["perplexity"])
+    entropy: float | NumberTensor | None = Field(default=None, description=CROSS_ENTROPY_METRICS["entropy"])
+    brier_score: float | None = Field(default=None, description=CROSS_ENTROPY_METRICS["brier_score"])
+    calibration: mf.CalibrationResult | None = mf.calibration_result_field()
 
 
 class BinaryCrossEntropyRequest(_OneInputRequest):
@@ -290,11 +302,13 @@ class BinaryCrossEntropyRequest(_OneInputRequest):
         description="Clip for probabilities: [epsilon, 1 - epsilon].",
     )
     dtype: Dtype = Field(default="float64", description="Precision of the computation.")
-    outputs: list[BinaryOutput] = Field(
-        default_factory=lambda: list(DEFAULT_BINARY_OUTPUTS),
-        max_length=len(BINARY_OUTPUTS),
-        description="Which arrays to return besides `loss` and `count`.",
+    outputs: list[BinaryRequestOutput] = Field(
+        default_factory=lambda: list[BinaryRequestOutput](DEFAULT_BINARY_OUTPUTS),
+        max_length=len(BINARY_OUTPUTS) + len(BINARY_METRICS),
+        description="Which arrays and metrics to return besides `loss` and `count`.",
     )
+    sample_weight: FloatOrTensor | None = Field(default=None, description=mf.BINARY_SAMPLE_WEIGHT)
+    threshold: float = mf.threshold_field()
 
     @staticmethod
     def input_names() -> tuple[str, ...]:
@@ -312,6 +326,8 @@ class BinaryCrossEntropyResponse(BaseModel):
     sigmoid: float | NumberTensor | None = Field(default=None, description=_BCE["sigmoid"].description)
     grad: float | NumberTensor | None = Field(default=None, description=_BCE["grad"].description)
     predictions: int | IndexTensor | None = Field(default=None, description=_BCE["predictions"].description)
+    accuracy: float | None = Field(default=None, description=BINARY_METRICS["accuracy"])
+    brier_score: float | None = Field(default=None, description=BINARY_METRICS["brier_score"])
 
 
 class SoftmaxRequest(RequestModel):

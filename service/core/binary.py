@@ -13,6 +13,12 @@ weight broadcast along the last dimension:
 
 Label smoothing is Keras's: ``y' = y * (1 - s) + 0.5 * s``. ``"mean"`` averages over every element
 (weights are not in the denominator).
+
+Sample weights ``v_n`` (one per sample: the input's first dimension) apply to each of the sample's
+elements in the reduction only: ``"sum"`` is ``sum_n v_n sum_j l_nj`` and ``"mean"`` divides it by the
+total weight of all elements, ``L sum_n v_n`` (scikit-learn's convention); ``losses`` stay unweighted,
+the gradient is that of the weighted reduction. The metrics (``accuracy`` at ``threshold``,
+``brier_score``) are weighted means over elements with the same weights.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any, Final, Literal, get_args
 import numpy as np
 from numpy.typing import NDArray
 
+from service.core import metrics
 from service.core.checks import (
     cast_to_dtype,
     check_finite,
@@ -43,7 +50,14 @@ from service.core.options import (
     reduction_divisor,
 )
 from service.core.softmax import FloatArray
-from service.core.vocabulary import BINARY_OUTPUTS, DEFAULT_BINARY_OUTPUTS, BinaryOutput
+from service.core.vocabulary import (
+    BINARY_METRICS,
+    BINARY_OUTPUTS,
+    DEFAULT_BINARY_OUTPUTS,
+    DEFAULT_THRESHOLD,
+    BinaryOutput,
+    BinaryRequestOutput,
+)
 
 __all__ = [
     "DEFAULT_BINARY_OUTPUTS",
@@ -76,6 +90,8 @@ class BinaryCrossEntropyResult:
     sigmoid: FloatArray | None = None
     grad: FloatArray | None = None
     predictions: NDArray[np.int64] | None = None
+    accuracy: np.floating[Any] | None = None
+    brier_score: np.floating[Any] | None = None
 
 
 def sigmoid(x: FloatArray) -> FloatArray:
@@ -102,7 +118,9 @@ def binary_cross_entropy(
     label_smoothing: float = 0.0,
     epsilon: float = DEFAULT_EPSILON,
     dtype: ComputeDtype = "float64",
-    outputs: Collection[BinaryOutput] = DEFAULT_BINARY_OUTPUTS,
+    outputs: Collection[BinaryRequestOutput] = DEFAULT_BINARY_OUTPUTS,
+    sample_weight: NDArray[Any] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
 ) -> BinaryCrossEntropyResult:
     """Binary cross-entropy of ``scores`` (logits or probabilities) against ``target``.
 
@@ -111,7 +129,9 @@ def binary_cross_entropy(
         target: the same shape, values in [0, 1] (soft labels allowed).
         weight: non-negative, broadcastable to the input's shape.
         pos_weight: non-negative, broadcastable along the last dimension; logits only, as PyTorch.
-        reduction, label_smoothing, epsilon, dtype, outputs: as for ``cross_entropy``.
+        reduction, label_smoothing, epsilon, dtype, outputs: as for ``cross_entropy`` (outputs also
+            names the metrics, ``BINARY_METRICS``).
+        sample_weight: ``(N,)`` non-negative, one per sample; threshold: ``accuracy``'s, in [0, 1].
 
     Raises:
         InvalidInputError: listing every problem found; nothing is computed then.
@@ -123,34 +143,68 @@ def binary_cross_entropy(
     """
     options = _options(input_kind, pos_weight, reduction, label_smoothing, epsilon, dtype, outputs)
     x, y, w, pw = prepare_binary_scores(scores, target, input_kind, weight, pos_weight, dtype)
+    v_full = _sample_weight(sample_weight, x, threshold, dtype)
     wanted = options.outputs
     kind = x.dtype.type
-    s = kind(label_smoothing)
-    if s > 0:
-        y = y * (1 - s) + s / 2
-    with np.errstate(over="ignore"):
+    y_true, y = y, _smoothed(y, kind(label_smoothing))  # the metrics compare with the targets as sent
+    with np.errstate(over="ignore", invalid="ignore"):  # inf / inf: weights whose sums overflow
+        want_grad = "grad" in wanted
         if input_kind == "logits":
-            losses, grad, probability = _from_logits(x, y, w, pw, want_grad="grad" in wanted)
+            losses, grad, probability = _from_logits(x, y, w, pw, want_grad=want_grad)
         else:
-            losses, grad, probability = _from_probabilities(
-                x, y, w, kind(epsilon), want_grad="grad" in wanted
-            )
-        count = int(x.size)
-        divisor = reduction_divisor(reduction, kind(count), kind(1))
-        loss = reduce_losses(losses, reduction, divisor)
-        if grad is not None and reduction == "mean" and divisor is not None:
-            grad /= divisor
+            losses, grad, probability = _from_probabilities(x, y, w, kind(epsilon), want_grad=want_grad)
+        loss, grad = _reduce(losses, grad, v_full, reduction, kind(x.size))
     result = BinaryCrossEntropyResult(
         loss=loss,
-        count=count,
+        count=int(x.size),
         losses=losses if "losses" in wanted else None,
         sigmoid=probability if "sigmoid" in wanted else None,
         grad=grad,
         predictions=(probability >= 0.5).astype(np.int64) if "predictions" in wanted else None,
+        accuracy=_accuracy(probability, y_true, v_full, threshold) if "accuracy" in wanted else None,
+        brier_score=_brier(probability, y_true, v_full) if "brier_score" in wanted else None,
     )
-    finite = {"loss": result.loss, "losses": result.losses, "grad": result.grad}
-    raise_if(check_representable(input_kind, dtype, finite))
+    finite = {"loss": loss, "losses": result.losses, "grad": grad, "accuracy": result.accuracy}
+    raise_if(check_representable(input_kind, dtype, {**finite, "brier_score": result.brier_score}))
     return result
+
+
+def _smoothed(y: FloatArray, s: np.floating[Any]) -> FloatArray:
+    """Keras's label smoothing, ``y (1 - s) + 0.5 s``."""
+    return y * (1 - s) + s / 2 if s > 0 else y
+
+
+def _reduce(
+    losses: FloatArray,
+    grad: FloatArray | None,
+    v_full: FloatArray | None,
+    reduction: Reduction,
+    count: np.floating[Any],
+) -> tuple[np.floating[Any] | None, FloatArray | None]:
+    """The reduced loss and its gradient, weighted by the sample weights (broadcast to the input)."""
+    one = count.dtype.type(1)
+    denominator = count if v_full is None else np.add.reduce(v_full, axis=None)
+    divisor = reduction_divisor(reduction, denominator, one)
+    loss = reduce_losses(losses if v_full is None else losses * v_full, reduction, divisor)
+    if grad is not None and v_full is not None:
+        grad = grad * v_full
+    if grad is not None and reduction == "mean":
+        grad = grad / divisor if divisor is not None else np.zeros_like(grad)
+    return loss, grad
+
+
+def _weights_of(x: FloatArray, v_full: FloatArray | None) -> FloatArray:
+    return np.ones_like(x) if v_full is None else v_full
+
+
+def _accuracy(
+    p: FloatArray, y: FloatArray, v_full: FloatArray | None, threshold: float
+) -> np.floating[Any] | None:
+    return metrics.threshold_accuracy(p, y, _weights_of(p, v_full), threshold)
+
+
+def _brier(p: FloatArray, y: FloatArray, v_full: FloatArray | None) -> np.floating[Any] | None:
+    return metrics.weighted_mean((p - y) ** 2, _weights_of(p, v_full))
 
 
 def _from_logits(
@@ -213,10 +267,41 @@ def _options(
         epsilon=epsilon,
         dtype=dtype,
         outputs=outputs,
-        known_outputs=tuple(BINARY_OUTPUTS),
+        known_outputs=tuple(BINARY_OUTPUTS) + tuple(BINARY_METRICS),
         before=check_choice("input_kind", input_kind, _INPUT_KINDS),
         after=later,
     )
+
+
+def _sample_weight(
+    sample_weight: NDArray[Any] | None, x: FloatArray, threshold: float, dtype: ComputeDtype
+) -> FloatArray | None:
+    """The sample weights ``(N,)`` (``()`` for a 0-d input), checked with the threshold, and broadcast
+    to the input's shape: each sample's weight for each of its labels."""
+    issues: list[Issue] = []
+    if not 0.0 <= threshold <= 1.0:
+        issues.append(Issue(("threshold",), f"threshold = {threshold!r} is outside [0, 1]", "out_of_range"))
+    v: FloatArray | None = None
+    if sample_weight is not None:
+        field = "sample_weight"
+        expected = x.shape[:1]
+        if sample_weight.shape != expected:
+            shape = ", ".join(map(str, sample_weight.shape))
+            msg = f"{field} has shape ({shape}); it needs one weight per sample: {list(expected)}"
+            issues.append(Issue((field,), msg, "shape"))
+        else:
+            wide: FloatArray = sample_weight.astype(np.float64, copy=False)
+            found = check_finite(field, wide) or check_in_range(
+                field, wide, 0.0, np.inf, what="is negative: sample weights are >= 0"
+            )
+            if not found:
+                v, found = cast_to_dtype(field, wide, dtype)
+            issues += found
+    raise_if(issues)
+    if v is None:
+        return None
+    full: FloatArray = np.broadcast_to(v.reshape(v.shape + (1,) * (x.ndim - v.ndim)), x.shape)
+    return full
 
 
 def prepare_binary_scores(

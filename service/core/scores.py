@@ -38,6 +38,7 @@ __all__ = [
     "InputKind",
     "IntArray",
     "check_index_target",
+    "check_sample_weight",
     "check_scores",
     "check_soft_target",
     "check_spread",
@@ -275,6 +276,27 @@ def check_weight(
     if not issues:
         w, issues = cast_to_dtype(field, w, dtype)
     return w, issues
+
+
+def check_sample_weight(
+    sample_weight: NDArray[Any], batch_shape: tuple[int, ...], dtype: ComputeDtype
+) -> tuple[FloatArray | None, list[Issue]]:
+    """Sample weights: one per sample, the input's shape without the class dimension (``batch_shape``;
+    the index target's shape), finite, non-negative, in the compute dtype; returned flat, ``(M,)``."""
+    field = "sample_weight"
+    if sample_weight.shape != batch_shape:
+        msg = (
+            f"{field} has shape {_shape(sample_weight.shape)}; it needs one weight per sample, the input's "
+            f"shape without the class dimension: {_shape(batch_shape)}"
+        )
+        return None, [Issue((field,), msg, "shape")]
+    v: FloatArray = sample_weight.astype(np.float64, copy=False)
+    issues = check_finite(field, v)
+    if not issues:
+        issues = check_in_range(field, v, 0.0, np.inf, what="is negative: sample weights are >= 0")
+    if not issues:
+        v, issues = cast_to_dtype(field, v, dtype)
+    return v.reshape(-1), issues
 
 
 def _shape(shape: tuple[int, ...]) -> str:

@@ -13,15 +13,25 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "BINARY_METRICS",
     "BINARY_OUTPUTS",
+    "CROSS_ENTROPY_METRICS",
     "CROSS_ENTROPY_OUTPUTS",
     "DEFAULT_BINARY_OUTPUTS",
+    "DEFAULT_CALIBRATION_BINS",
     "DEFAULT_OUTPUTS",
+    "DEFAULT_THRESHOLD",
+    "DEFAULT_TOP_K",
     "EPSILON_BOUNDS",
     "FOCAL_OUTPUTS",
     "LABEL_SMOOTHING_BOUNDS",
+    "MAX_CALIBRATION_BINS",
+    "BinaryMetric",
     "BinaryOutput",
+    "BinaryRequestOutput",
+    "CrossEntropyMetric",
     "CrossEntropyOutput",
+    "CrossEntropyRequestOutput",
     "CrossEntropyResult",
     "FocalOutput",
     "OutputInfo",
@@ -67,6 +77,62 @@ CROSS_ENTROPY_OUTPUTS: Final[dict[str, OutputInfo]] = {
 }
 DEFAULT_OUTPUTS: Final[tuple[CrossEntropyOutput, ...]] = ("losses", "softmax")
 
+CrossEntropyMetric = Literal[
+    "accuracy", "top_k_accuracy", "perplexity", "entropy", "brier_score", "calibration"
+]
+
+#: Each cross-entropy metric (``service.core.metrics``) and what it holds: asked for in ``outputs``
+#: like the arrays, computed from the distribution the loss used, weighted by ``sample_weight``.
+CROSS_ENTROPY_METRICS: Final[dict[str, str]] = {
+    "accuracy": (
+        "Weighted share of counted samples whose argmax class (first on ties) is the target: "
+        "scikit-learn's accuracy_score(sample_weight=). Index targets; null when no weight is counted."
+    ),
+    "top_k_accuracy": (
+        "Weighted share of counted samples whose target is among the top_k classes, ties ranked as "
+        "scikit-learn's top_k_accuracy_score (among equal probabilities the higher class index first). "
+        "Index targets."
+    ),
+    "perplexity": (
+        "exp of the weighted mean loss (the 'mean' reduction's value, whatever `reduction` is): "
+        "torchmetrics' Perplexity for index targets without weights or smoothing."
+    ),
+    "entropy": (
+        "Each sample's predictive entropy -sum_c p_c log p_c of the distribution used, in nats; shape "
+        "of the input without C; given for ignored samples too."
+    ),
+    "brier_score": (
+        "Weighted mean over counted samples of sum_c (p_c - onehot(target)_c)^2: scikit-learn's "
+        "multi-class brier_score_loss(sample_weight=). Index targets."
+    ),
+    "calibration": (
+        "Expected calibration error (l1) of the top-1 confidence with calibration_bins equal-width "
+        "bins, binned as torchmetrics' MulticlassCalibrationError: bins [k/B, (k+1)/B) and a last one "
+        "for confidence exactly 1. Per bin: count, weight, confidence_sum, correct_weight (sums a "
+        "client adds across chunks) and the mean confidence and accuracy (null if empty). Index targets."
+    ),
+}
+CrossEntropyRequestOutput = Literal[
+    "losses",
+    "softmax",
+    "log_softmax",
+    "grad",
+    "predictions",
+    "target_probability",
+    "accuracy",
+    "top_k_accuracy",
+    "perplexity",
+    "entropy",
+    "brier_score",
+    "calibration",
+]
+#: ``top_k`` and ``calibration_bins`` defaults (torchmetrics' n_bins is 15), BCE's ``threshold``.
+DEFAULT_TOP_K: Final = 5
+DEFAULT_CALIBRATION_BINS: Final = 15
+DEFAULT_THRESHOLD: Final = 0.5
+#: The most calibration bins (a reliability diagram of more is noise).
+MAX_CALIBRATION_BINS: Final = 10_000
+
 BinaryOutput = Literal["losses", "sigmoid", "grad", "predictions"]
 
 #: Each binary cross-entropy output and what it holds (the order of ``BinaryOutput``).
@@ -77,6 +143,21 @@ BINARY_OUTPUTS: Final[dict[str, OutputInfo]] = {
     "predictions": OutputInfo("1 where the probability is >= 0.5, else 0.", "input", integer=True),
 }
 DEFAULT_BINARY_OUTPUTS: Final[tuple[BinaryOutput, ...]] = ("losses", "sigmoid")
+
+BinaryMetric = Literal["accuracy", "brier_score"]
+
+#: Each binary cross-entropy metric and what it holds (weighted by ``sample_weight``, per element).
+BINARY_METRICS: Final[dict[str, str]] = {
+    "accuracy": (
+        "Weighted share of elements where [probability > threshold] equals the target (targets "
+        "rounded at 0.5), as torchmetrics' BinaryAccuracy(threshold) and scikit-learn's accuracy_score."
+    ),
+    "brier_score": (
+        "Weighted mean over elements of (probability - target)^2: scikit-learn's binary "
+        "brier_score_loss(sample_weight=)."
+    ),
+}
+BinaryRequestOutput = Literal["losses", "sigmoid", "grad", "predictions", "accuracy", "brier_score"]
 
 FocalOutput = Literal["losses", "probabilities", "grad"]
 
@@ -106,3 +187,9 @@ class CrossEntropyResult:
     grad: FloatArray | None = None
     predictions: IntArray | None = None
     target_probability: FloatArray | None = None
+    accuracy: np.floating[Any] | None = None
+    top_k_accuracy: np.floating[Any] | None = None
+    perplexity: np.floating[Any] | None = None
+    entropy: FloatArray | None = None
+    brier_score: np.floating[Any] | None = None
+    calibration: dict[str, Any] | None = None

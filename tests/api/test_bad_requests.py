@@ -108,7 +108,7 @@ BINARY_CROSS_ENTROPY: list[tuple[str, Any, list[Any] | None, str]] = [
     ("both-inputs", bce(probabilities=[[0.5, 0.5, 0.5]] * 2), [], "exactly one of logits, probabilities is required"),
     ("log-probabilities-unknown", {"log_probabilities": [-0.5], "target": [1]}, ["log_probabilities"], "unknown field"),
     ("ignore-index-unknown", bce(ignore_index=-100), ["ignore_index"], "unknown field"),
-    ("outputs-softmax", bce(outputs=["softmax"]), ["outputs", 0], "Input should be 'losses', 'sigmoid', 'grad' or 'predictions'"),
+    ("outputs-softmax", bce(outputs=["softmax"]), ["outputs", 0], "Input should be 'losses', 'sigmoid', 'grad', 'predictions', 'accuracy' or 'brier_score'"),
     ("empty", {"logits": [], "target": []}, ["logits"], "every dimension needs at least one element"),
     ("loss-overflows", {"logits": [-1e308, -1e308], "target": [1, 1], "reduction": "sum"}, ["logits"], "the loss of these logits is not representable"),
 ]

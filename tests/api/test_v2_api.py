@@ -108,7 +108,7 @@ async def test_server_metadata_liveness_and_readiness(client: httpx.AsyncClient)
     [
         (
             "cross_entropy",
-            ["logits", "probabilities", "log_probabilities", "target", "weight"],
+            ["logits", "probabilities", "log_probabilities", "target", "weight", "sample_weight"],
             [
                 "loss",
                 "count",
@@ -122,7 +122,7 @@ async def test_server_metadata_liveness_and_readiness(client: httpx.AsyncClient)
         ),
         (
             "binary_cross_entropy",
-            ["logits", "probabilities", "target", "weight", "pos_weight"],
+            ["logits", "probabilities", "target", "weight", "pos_weight", "sample_weight"],
             ["loss", "count", "losses", "sigmoid", "grad", "predictions"],
         ),
         ("softmax", ["logits"], ["softmax", "log_softmax"]),

@@ -35,7 +35,16 @@ FASHION: dict[str, Any] = {
     "probabilities": [[0.1058, 0.1043, 0.0988, 0.1066, 0.0875, 0.0881, 0.1027, 0.1046, 0.1057, 0.0958]],
     "target": [4],
 }
-OUTPUTS = ["losses", "softmax", "log_softmax", "grad", "target_probability"]
+OUTPUTS = [
+    "losses",
+    "softmax",
+    "log_softmax",
+    "grad",
+    "target_probability",
+    "predictions",
+    "accuracy",
+    "entropy",
+]
 
 
 def _api(server: LiveServer, body: dict[str, Any], path: str = "/v1/cross-entropy") -> dict[str, Any]:
@@ -93,6 +102,12 @@ class Playground:
     def row_loss(self, row: int) -> str:
         return self.sample(row).locator(".row-loss").inner_text()
 
+    def row_entropy(self, row: int) -> str:
+        return self.sample(row).locator(".row-entropy").inner_text()
+
+    def batch_accuracy(self) -> str:
+        return self.page.locator("#batch-accuracy").inner_text()
+
     def problem(self) -> str:
         return self.page.locator("#problem .problem-detail").inner_text()
 
@@ -105,6 +120,12 @@ def _assert_shows(playground: Playground, body: dict[str, Any], answer: dict[str
         assert f"p(true class) = {_f(answer['target_probability'][row])}" in facts
         assert f"\u2212log p = {_f(-answer['log_softmax'][row][target])}" in facts
         assert playground.row_loss(row) == _f(answer["losses"][row])
+        assert playground.row_entropy(row) == f"{_f(answer['entropy'][row])} nats"
+        verdict = (
+            "right" if answer["predictions"][row] == target else f"wrong (class {answer['predictions'][row]})"
+        )
+        assert f"top class: {verdict}" in facts
+    assert playground.batch_accuracy() == _f(answer["accuracy"])
 
 
 @pytest.fixture

@@ -236,6 +236,9 @@ class Client(_Base):
         dtype: Dtype | None = None,
         outputs: Sequence[str] | None = None,
         transport: Transport | None = None,
+        sample_weight: ArrayLike | None = None,
+        top_k: int | None = None,
+        calibration_bins: int | None = None,
     ) -> CrossEntropyResult:
         """``POST /v1/cross-entropy``: PyTorch's ``cross_entropy`` (one of logits, probabilities,
         log_probabilities). Options left None take the service's defaults."""
@@ -247,6 +250,7 @@ class Client(_Base):
                 "log_probabilities": log_probabilities,
                 "target": target,
                 "weight": weight,
+                "sample_weight": sample_weight,
             },
             {
                 "ignore_index": ignore_index,
@@ -254,6 +258,8 @@ class Client(_Base):
                 "label_smoothing": label_smoothing,
                 "epsilon": epsilon,
                 "dtype": dtype,
+                "top_k": top_k,
+                "calibration_bins": calibration_bins,
             },
             outputs,
             self._transport(transport),
@@ -274,6 +280,8 @@ class Client(_Base):
         dtype: Dtype | None = None,
         outputs: Sequence[str] | None = None,
         transport: Transport | None = None,
+        sample_weight: ArrayLike | None = None,
+        threshold: float | None = None,
     ) -> BinaryCrossEntropyResult:
         """``POST /v1/binary-cross-entropy``: ``BCEWithLogitsLoss`` (logits) or ``BCELoss``."""
         prepared = prepare(
@@ -284,8 +292,15 @@ class Client(_Base):
                 "target": target,
                 "weight": weight,
                 "pos_weight": pos_weight,
+                "sample_weight": sample_weight,
             },
-            {"reduction": reduction, "label_smoothing": label_smoothing, "epsilon": epsilon, "dtype": dtype},
+            {
+                "reduction": reduction,
+                "label_smoothing": label_smoothing,
+                "epsilon": epsilon,
+                "dtype": dtype,
+                "threshold": threshold,
+            },
             outputs,
             self._transport(transport),
         )
@@ -347,13 +362,20 @@ class Client(_Base):
         progress: bool | None = None,
         transport: Transport | None = None,
         request_bytes: int | None = None,
+        sample_weight: ArrayLike | None = None,
+        metrics: Sequence[str] = (),
+        top_k: int | None = None,
+        calibration_bins: int | None = None,
     ) -> EvaluateResult:
         """The mean cross-entropy over ``predictions`` (an array or ``numpy.memmap`` of shape (N, C,
         ...) with ``target``, or an iterable of ``(predictions, target)`` batches), exactly as one
         request would give it, however large: cut into requests of at most ``request_bytes`` (4 MiB by
         default), ``concurrency`` of them in flight; ``return_losses`` gives the per-sample losses in
         input order, ``losses_path`` writes them to a .npy file instead of memory (a memory map, for an
-        array input); ``progress`` shows a bar on stderr (default: when stderr is a terminal)."""
+        array input); ``progress`` shows a bar on stderr (default: when stderr is a terminal).
+        ``sample_weight`` (one per target of an array input) weighs the mean as the service does;
+        ``metrics`` (any of ``METRICS``, with ``top_k`` and ``calibration_bins``) are combined exactly
+        across the requests (see ``xent_client._evaluate``)."""
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         batches, total = as_batches(predictions, target)
@@ -361,6 +383,7 @@ class Client(_Base):
             kind, weight, ignore_index, label_smoothing, epsilon, dtype, transport, request_bytes,
             return_losses, total, losses_path,
         )  # fmt: skip
+        plan.metered(sample_weight, metrics, top_k, calibration_bins, array_input=target is not None)
         bar = _progress(progress, total)
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="xent-evaluate")
         pending: set[Future[tuple[Chunk, dict[str, Any]]]] = set()
@@ -471,6 +494,9 @@ class AsyncClient(_Base):
         dtype: Dtype | None = None,
         outputs: Sequence[str] | None = None,
         transport: Transport | None = None,
+        sample_weight: ArrayLike | None = None,
+        top_k: int | None = None,
+        calibration_bins: int | None = None,
     ) -> CrossEntropyResult:
         """See ``Client.cross_entropy``."""
         prepared = prepare(
@@ -481,6 +507,7 @@ class AsyncClient(_Base):
                 "log_probabilities": log_probabilities,
                 "target": target,
                 "weight": weight,
+                "sample_weight": sample_weight,
             },
             {
                 "ignore_index": ignore_index,
@@ -488,6 +515,8 @@ class AsyncClient(_Base):
                 "label_smoothing": label_smoothing,
                 "epsilon": epsilon,
                 "dtype": dtype,
+                "top_k": top_k,
+                "calibration_bins": calibration_bins,
             },
             outputs,
             self._transport(transport),
@@ -508,6 +537,8 @@ class AsyncClient(_Base):
         dtype: Dtype | None = None,
         outputs: Sequence[str] | None = None,
         transport: Transport | None = None,
+        sample_weight: ArrayLike | None = None,
+        threshold: float | None = None,
     ) -> BinaryCrossEntropyResult:
         """See ``Client.binary_cross_entropy``."""
         prepared = prepare(
@@ -518,8 +549,15 @@ class AsyncClient(_Base):
                 "target": target,
                 "weight": weight,
                 "pos_weight": pos_weight,
+                "sample_weight": sample_weight,
             },
-            {"reduction": reduction, "label_smoothing": label_smoothing, "epsilon": epsilon, "dtype": dtype},
+            {
+                "reduction": reduction,
+                "label_smoothing": label_smoothing,
+                "epsilon": epsilon,
+                "dtype": dtype,
+                "threshold": threshold,
+            },
             outputs,
             self._transport(transport),
         )
@@ -581,6 +619,10 @@ class AsyncClient(_Base):
         progress: bool | None = None,
         transport: Transport | None = None,
         request_bytes: int | None = None,
+        sample_weight: ArrayLike | None = None,
+        metrics: Sequence[str] = (),
+        top_k: int | None = None,
+        calibration_bins: int | None = None,
     ) -> EvaluateResult:
         """See ``Client.evaluate``."""
         if concurrency < 1:
@@ -590,6 +632,7 @@ class AsyncClient(_Base):
             kind, weight, ignore_index, label_smoothing, epsilon, dtype, transport, request_bytes,
             return_losses, total, losses_path,
         )  # fmt: skip
+        plan.metered(sample_weight, metrics, top_k, calibration_bins, array_input=target is not None)
         bar = _progress(progress, total)
         pending: set[asyncio.Task[tuple[Chunk, dict[str, Any]]]] = set()
 

@@ -14,6 +14,18 @@ with class weights is computed here from the targets and weights each request se
 the service does; the relative difference from one single request is the rounding of the additions,
 about 1e-16 per request.
 
+With ``sample_weight`` (one per row, scikit-learn's convention) each request asks for the weighted sum
+``sum_i v_i l_i``, and ``D`` becomes ``sum_i v_i w[y_i]`` (or ``sum_i v_i``), computed here the same way.
+
+The metrics (``metrics=``) are combined from counts and sums, never from averages of averages: each
+request's ``accuracy``, ``top_k_accuracy`` and ``brier_score`` is a weighted mean over its counted rows
+with denominator ``U = sum_i v_i`` over the targets not ignored, which the client computes from what it
+sent; it adds ``metric * U`` and ``U`` and divides once. ``calibration``'s bins come back as sums
+(``count``, ``weight``, ``confidence_sum``, ``correct_weight``), which are added bin by bin; the
+expected calibration error is computed once from the totals. ``perplexity`` is ``exp`` of the combined
+mean loss; ``entropy`` is per row, in input order. The metrics are /v1 outputs only, so a request that
+asks for them is sent as JSON.
+
 Rows per request: as many as fit ``request_bytes`` (default ``REQUEST_BYTES``, at most the server's
 ``max_body_bytes``) and the server's ``max_elements`` per array. The service does not publish its
 limits, so both are parameters with the service's defaults.
@@ -23,7 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -38,9 +50,11 @@ from xent_client._transport import ENDPOINTS, JSON_MAX_NUMBERS, Prepared, Transp
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_ELEMENTS",
+    "METRICS",
     "REQUEST_BYTES",
     "Chunk",
     "EvaluateResult",
+    "MetricTotals",
     "Plan",
 ]
 
@@ -60,6 +74,13 @@ _JSON_ROW_BYTES: Final = 4
 InputKind = Literal["logits", "probabilities", "log_probabilities"]
 
 
+#: The metrics that are weighted means over the counted rows.
+_MEAN_METRICS: Final = ("accuracy", "top_k_accuracy", "brier_score")
+#: The calibration bins' sums, added across requests.
+_BIN_SUMS: Final = ("count", "weight", "confidence_sum", "correct_weight")
+METRICS: Final = ("accuracy", "top_k_accuracy", "perplexity", "entropy", "brier_score", "calibration")
+
+
 @dataclass(frozen=True, slots=True)
 class EvaluateResult:
     """``loss`` is the mean (None where PyTorch's is NaN: no target counted, or their weights sum to
@@ -76,6 +97,75 @@ class EvaluateResult:
     #: The largest request body sent, in bytes.
     largest_request: int = 0
     losses: NDArray[np.floating[Any]] | None = None
+    #: The metrics asked for (None when not asked, or when no weight was counted).
+    accuracy: float | None = None
+    top_k_accuracy: float | None = None
+    perplexity: float | None = None
+    brier_score: float | None = None
+    entropy: NDArray[np.floating[Any]] | None = None
+    #: ``ece``, ``edges`` and per bin ``count``, ``weight``, ``confidence_sum``, ``correct_weight``,
+    #: ``confidence`` and ``accuracy`` (NaN for an empty bin), as the service's.
+    calibration: dict[str, Any] | None = None
+
+
+@dataclass
+class MetricTotals:
+    """The metrics' running sums (see the module docstring)."""
+
+    names: tuple[str, ...] = ()
+    weight: float = 0.0
+    sums: dict[str, float] = field(default_factory=dict)
+    bins: dict[str, NDArray[np.float64]] = field(default_factory=dict)
+    edges: list[float] | None = None
+    entropy: dict[int, NDArray[np.floating[Any]]] = field(default_factory=dict)
+
+    def add(self, index: int, answer: dict[str, Any], counted_weight: float) -> None:
+        self.weight += counted_weight
+        for name in _MEAN_METRICS:
+            value = answer.get(name)
+            if name in self.names and value is not None:
+                self.sums[name] = self.sums.get(name, 0.0) + float(value) * counted_weight
+        calibration = answer.get("calibration")
+        if calibration is not None:
+            self.edges = list(calibration["edges"])
+            for key in _BIN_SUMS:
+                values = np.asarray(calibration[key], dtype=np.float64)
+                self.bins[key] = self.bins[key] + values if key in self.bins else values
+        if answer.get("entropy") is not None:
+            self.entropy[index] = np.asarray(answer["entropy"])
+
+    def result(self, mean_loss: float | None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        defined = self.weight > 0
+        for name in _MEAN_METRICS:
+            if name in self.names:
+                out[name] = self.sums.get(name, 0.0) / self.weight if defined else None
+        if "perplexity" in self.names:
+            out["perplexity"] = None if mean_loss is None else math.exp(mean_loss)
+        if "entropy" in self.names:
+            ordered = [self.entropy[index] for index in sorted(self.entropy)]
+            out["entropy"] = np.concatenate(ordered) if ordered else np.empty(0)
+        if "calibration" in self.names and self.bins:
+            out["calibration"] = self._calibration()
+        return out
+
+    def _calibration(self) -> dict[str, Any]:
+        bins = self.bins
+        weight, confidence, correct = bins["weight"], bins["confidence_sum"], bins["correct_weight"]
+        total = float(weight.sum())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_confidence = np.where(weight > 0, confidence / weight, np.nan)
+            mean_accuracy = np.where(weight > 0, correct / weight, np.nan)
+        return {
+            "ece": float(np.abs(correct - confidence).sum() / total) if total > 0 else None,
+            "edges": self.edges,
+            "count": bins["count"].astype(np.int64),
+            "weight": weight,
+            "confidence_sum": confidence,
+            "correct_weight": correct,
+            "confidence": mean_confidence,
+            "accuracy": mean_accuracy,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +195,10 @@ class Plan:
     total_rows: int | None
     #: Where to write the per-sample losses as .npy (memory-mapped when the row count is known).
     losses_path: Path | None = None
+    #: One weight per row of an array input (scikit-learn's sample_weight), and the metrics asked for.
+    sample_weight: NDArray[np.float64] | None = None
+    metric_options: dict[str, Any] = field(default_factory=dict)
+    metrics: MetricTotals = field(default_factory=MetricTotals)
     loss_sum: float = 0.0
     count: int = 0
     weight_sum: float = 0.0
@@ -115,6 +209,26 @@ class Plan:
     _losses: NDArray[np.floating[Any]] | None = None
     _pieces: dict[int, NDArray[np.floating[Any]]] = field(default_factory=dict)
     _binary: bool = True
+
+    def metered(
+        self,
+        sample_weight: ArrayLike | None,
+        metrics: Sequence[str],
+        top_k: int | None,
+        calibration_bins: int | None,
+        *,
+        array_input: bool,
+    ) -> None:
+        """Take the sample weights and the metrics asked for."""
+        unknown = [name for name in metrics if name not in METRICS]
+        if unknown:
+            raise XentError(f"unknown metrics {unknown}; evaluate combines {list(METRICS)}")
+        if sample_weight is not None:
+            if not array_input:
+                raise XentError("sample_weight needs an array input (predictions and target=)")
+            self.sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        self.metrics = MetricTotals(tuple(dict.fromkeys(metrics)))
+        self.metric_options = {"top_k": top_k, "calibration_bins": calibration_bins}
 
     @property
     def wants_losses(self) -> bool:
@@ -166,6 +280,8 @@ class Plan:
             start += len(target)
 
     def _choose_binary(self, numbers: int | None) -> bool:
+        if self.metrics.names:
+            return False  # the metrics are /v1 outputs
         if self.transport != "auto":
             return self.transport == "binary"
         return numbers is None or numbers > JSON_MAX_NUMBERS
@@ -175,6 +291,7 @@ class Plan:
             self.kind: chunk.scores,
             "target": chunk.target,
             "weight": self.weight,
+            "sample_weight": self._sample_weight(chunk),
         }
         options = {
             "ignore_index": self.ignore_index,
@@ -182,8 +299,9 @@ class Plan:
             "epsilon": self.epsilon,
             "dtype": self.dtype,
             "reduction": "sum",
+            **self.metric_options,
         }
-        outputs = ["losses"] if self.wants_losses else []
+        outputs = (["losses"] if self.wants_losses else []) + list(self.metrics.names)
         transport: Transport = "binary" if self._binary else "json"
         prepared = prepare(ENDPOINTS["cross_entropy"], arrays, options, outputs, transport)
         self.largest_request = max(self.largest_request, prepared.length)
@@ -195,6 +313,8 @@ class Plan:
         count = int(answer["count"])
         self.count += count
         self.weight_sum += self._denominator(chunk, count)
+        if self.metrics.names:
+            self.metrics.add(chunk.index, answer, self._counted_weight(chunk))
         self.rows += len(chunk.target)
         self.requests += 1
         if self.wants_losses:
@@ -204,15 +324,31 @@ class Plan:
             else:
                 self._pieces[chunk.index] = losses
 
+    def _sample_weight(self, chunk: Chunk) -> NDArray[np.float64] | None:
+        if self.sample_weight is None:
+            return None
+        return self.sample_weight[chunk.start : chunk.start + len(chunk.target)]
+
     def _denominator(self, chunk: Chunk, count: int) -> float:
         soft = chunk.target.ndim == chunk.scores.ndim
-        if self.weight is None or soft:
+        v = self._sample_weight(chunk)
+        if soft:
+            return float(count) if v is None else float(v.sum(dtype=np.float64))
+        if self.weight is None and v is None:
             return float(count)
-        ignore = -100 if self.ignore_index is None else self.ignore_index
         target = np.asarray(chunk.target)
-        kept = target[target != ignore]
+        kept = target != (-100 if self.ignore_index is None else self.ignore_index)
         # The service accepted these targets, so every one is a class index.
-        return float(self.weight[kept.astype(np.intp)].sum(dtype=np.float64))
+        w = self.weight[np.where(kept, target, 0).astype(np.intp)] if self.weight is not None else 1.0
+        products = np.where(kept, w * (1.0 if v is None else v), 0.0)
+        return float(np.add.reduce(products, axis=None, dtype=np.float64))
+
+    def _counted_weight(self, chunk: Chunk) -> float:
+        """``U``: the sample weights of the targets not ignored (their count without weights)."""
+        target = np.asarray(chunk.target)
+        kept = target != (-100 if self.ignore_index is None else self.ignore_index)
+        v = self._sample_weight(chunk)
+        return float(np.add.reduce(np.where(kept, 1.0 if v is None else v, 0.0), axis=None))
 
     def result(self) -> EvaluateResult:
         losses = self._losses
@@ -224,8 +360,9 @@ class Plan:
         if isinstance(losses, np.memmap):
             losses.flush()
         defined = self.weight_sum != 0 and self.count != 0
+        mean = self.loss_sum / self.weight_sum if defined else None
         return EvaluateResult(
-            loss=self.loss_sum / self.weight_sum if defined else None,
+            loss=mean,
             loss_sum=self.loss_sum,
             count=self.count,
             weight_sum=self.weight_sum,
@@ -234,6 +371,7 @@ class Plan:
             seconds=time.perf_counter() - self.started,
             largest_request=self.largest_request,
             losses=losses,
+            **self.metrics.result(mean),
         )
 
 

@@ -36,6 +36,13 @@ class CrossEntropyResult(_FromFields):
     grad: FloatArray | None = None
     predictions: IntArray | None = None
     target_probability: FloatArray | None = None
+    #: The metrics asked for in ``outputs`` (None when not asked for, or undefined).
+    accuracy: float | None = None
+    top_k_accuracy: float | None = None
+    perplexity: float | None = None
+    entropy: FloatArray | float | None = None
+    brier_score: float | None = None
+    calibration: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +55,8 @@ class BinaryCrossEntropyResult(_FromFields):
     sigmoid: FloatArray | None = None
     grad: FloatArray | None = None
     predictions: IntArray | None = None
+    accuracy: float | None = None
+    brier_score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,7 +89,7 @@ ENDPOINTS: Final = {
         "/v1/cross-entropy",
         "cross_entropy",
         ("logits", "probabilities", "log_probabilities"),
-        ("target", "weight"),
+        ("target", "weight", "sample_weight"),
         ("loss", "count"),
         ("losses", "softmax"),
         has_outputs=True,
@@ -99,7 +99,7 @@ ENDPOINTS: Final = {
         "/v1/binary-cross-entropy",
         "binary_cross_entropy",
         ("logits", "probabilities"),
-        ("target", "weight", "pos_weight"),
+        ("target", "weight", "pos_weight", "sample_weight"),
         ("loss", "count"),
         ("losses", "sigmoid"),
         has_outputs=True,
@@ -207,9 +207,12 @@ def prepare(
     arrays_out = tuple(outputs) if outputs is not None else endpoint.default_arrays
     names = tuple(dict.fromkeys(endpoint.scalars + arrays_out))
     finite = all(value.dtype.kind != "f" or bool(np.isfinite(value).all()) for value in given.values())
+    v1_only = any(name in _V1_ONLY for name in (*arrays_out, *chosen))
     if transport == "auto":
         numbers = sum(value.size for value in given.values())
-        binary = numbers > JSON_MAX_NUMBERS or not finite
+        binary = (numbers > JSON_MAX_NUMBERS or not finite) and not v1_only
+    elif transport == "binary" and v1_only:
+        raise XentError("the metrics and their options are /v1 outputs: send with transport='json' or 'auto'")
     else:
         binary = transport == "binary"
         if not binary and not finite:
@@ -283,18 +286,30 @@ def decode(prepared: Prepared, response: httpx.Response) -> dict[str, Any]:
     return fields
 
 
-_SCALARS: Final = frozenset({"loss", "cross_entropy", "entropy", "kl_divergence"})
+#: Outputs and options of /v1 only (the metrics): a request with any goes as JSON.
+_V1_ONLY: Final = frozenset(
+    {"accuracy", "top_k_accuracy", "perplexity", "brier_score", "calibration", "top_k", "calibration_bins"}
+    | {"threshold"}
+)
+
+_SCALARS: Final = frozenset(
+    {"loss", "cross_entropy", "entropy", "kl_divergence", "accuracy", "top_k_accuracy", "perplexity"}
+    | {"brier_score"}
+)
 
 
 def _from_json(name: str, value: Any, dtype: np.dtype[Any]) -> Any:
     if value is None:
         return None
-    if name in _SCALARS:
+    if name in _SCALARS and not isinstance(value, list):  # cross-entropy's `entropy` is per sample
         return float(dtype.type(value))  # a float32 result is written as the shortest float32 text
     if name == "count":
         return int(value)
     if name == "predictions":
         return np.asarray(value, dtype=np.int64)
+    if name == "calibration":  # an object: the error and the reliability diagram's bins
+        return {key: item if np.isscalar(item) or item is None else np.asarray(item, dtype=np.float64)
+                for key, item in value.items()}  # fmt: skip
     return np.asarray(value, dtype=dtype)  # null (an ignored target) becomes NaN
 
 

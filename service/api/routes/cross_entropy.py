@@ -10,6 +10,7 @@ from service.api.examples import CROSS_ENTROPY_EXAMPLES
 from service.api.payloads import response_body
 from service.api.schemas import CrossEntropyRequest
 from service.core import InputKind, cross_entropy
+from service.core.vocabulary import CROSS_ENTROPY_METRICS
 
 __all__ = ["DESCRIPTION", "cross_entropy_endpoint"]
 
@@ -28,6 +29,18 @@ With `lp = log_softmax(logits)` along the class dimension (1, or 0 for unbatched
 `probabilities` use `lp = log(clip(p, epsilon, 1))` without renormalising. `loss` is null where PyTorch
 gives NaN (every target ignored, or the targets' weights summing to 0, under `mean`), and `grad` is then
 zeros.
+
+`sample_weight` (one weight `v_i` per element) multiplies each loss in the reduction: `sum` is
+`sum_i v_i l_i`, `mean` divides it by `sum_i v_i w[t_i]` over non-ignored targets (`sum_i v_i` for soft
+targets): scikit-learn's convention, sample and class weights multiply (Keras divides by N instead).
+
+`outputs` may also name metrics, computed from the same distribution and weighted by `sample_weight`
+(class weights do not enter them): `accuracy`, `top_k_accuracy` (`top_k`; equal probabilities ranked
+as scikit-learn's `top_k_accuracy_score`: the higher class index first), `perplexity` (exp of the
+weighted mean loss), `entropy` (per sample, nats), `brier_score` (scikit-learn's multi-class), and
+`calibration` (expected calibration error with `calibration_bins` bins, binned as torchmetrics'
+`MulticlassCalibrationError`, with the per-bin sums and means of a reliability diagram). A metric whose
+weights sum to 0 is null.
 
 The article's examples: logits `[[-1, 0.5, 2], [-1, 0.5, 3]]` with targets `[1, 2]` give loss 0.9185,
 losses 1.7413 and 0.0957; the Fashion-MNIST probabilities with target 4 give 2.4361.
@@ -49,5 +62,8 @@ def cross_entropy_endpoint(
         epsilon=body.epsilon,
         dtype=body.dtype,
         outputs=body.outputs,
+        sample_weight=body.sample_weight,
+        top_k=body.top_k,
+        calibration_bins=body.calibration_bins,
     )
-    return response_body(result, ("loss", "count"), body.outputs)
+    return response_body(result, ("loss", "count"), body.outputs, nullable=CROSS_ENTROPY_METRICS)

@@ -5,7 +5,7 @@
 
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
-  const OUTPUTS = ["losses", "softmax", "log_softmax", "grad", "target_probability"];
+  const OUTPUTS = ["losses", "softmax", "log_softmax", "grad", "target_probability", "predictions", "accuracy", "entropy"];
   const CURVE_MAX = 5; // the -log p chart's top: p = exp(-5) = 0.0067
   const EXAMPLES = {
     "three-class": {
@@ -332,6 +332,8 @@
       result.loss === null && state.reduction !== "none"
         ? "No sample counts (every target is ignored, or their weights sum to 0): PyTorch gives NaN here."
         : notes[state.reduction];
+    $("batch-accuracy").textContent =
+      result.accuracy === null ? "undefined (no sample counts)" : fixed(result.accuracy);
 
     let largestGrad = 0;
     for (const row of result.grad) for (const value of row) largestGrad = Math.max(largestGrad, Math.abs(value));
@@ -349,7 +351,12 @@
         html("span", { class: "fact" }, parts.facts, "−log p = " + minus(fixed(logp)));
         const factLoss = html("span", { class: "fact strong" }, parts.facts, "loss = ");
         html("span", { class: "row-loss" }, factLoss, minus(fixed(result.losses[r])));
+        const right = result.predictions[r] === row.target;
+        const verdict = html("span", { class: "fact" }, parts.facts, "top class: ");
+        html("span", { class: "row-correct" }, verdict, right ? "right" : "wrong (class " + result.predictions[r] + ")");
       }
+      const factEntropy = html("span", { class: "fact" }, parts.facts, "entropy = ");
+      html("span", { class: "row-entropy" }, factEntropy, fixed(result.entropy[r]) + " nats");
       parts.cells.forEach((cell, c) => {
         const p = result.softmax[r][c];
         cell.fill.setAttribute("width", String(200 * p));

@@ -41,10 +41,11 @@ parameter `binary_data_output: true`) come back the same way (`application/octet
 `Inference-Header-Content-Length`).
 
 Models: `cross_entropy` (inputs `logits` | `probabilities` | `log_probabilities`, `target`,
-`weight`; parameters `reduction`, `ignore_index`, `label_smoothing`, `epsilon`, `dtype`; outputs
-`loss`, `count`, `losses`, `softmax`, `log_softmax`, `grad`, `predictions`, `target_probability`),
-`binary_cross_entropy` (`logits` | `probabilities`, `target`, `weight`, `pos_weight`; outputs `loss`,
-`count`, `losses`, `sigmoid`, `grad`, `predictions`), `softmax` (`logits`; `temperature`, `dim`,
+`weight`, `sample_weight`; parameters `reduction`, `ignore_index`, `label_smoothing`, `epsilon`,
+`dtype`; outputs `loss`, `count`, `losses`, `softmax`, `log_softmax`, `grad`, `predictions`,
+`target_probability`), `binary_cross_entropy` (`logits` | `probabilities`, `target`, `weight`,
+`pos_weight`, `sample_weight`; outputs `loss`, `count`, `losses`, `sigmoid`, `grad`, `predictions`),
+`softmax` (`logits`; `temperature`, `dim`,
 `dtype`; `softmax`, `log_softmax`) and `divergence` (`p`, `q`; `base`, `reduction`, `epsilon`;
 `cross_entropy`, `entropy`, `kl_divergence`, `cross_entropies`, `entropies`, `kl_divergences`).
 
@@ -52,7 +53,8 @@ Datatypes FP32, FP64, INT32, INT64 (BOOL for the binary target). A `cross_entrop
 datatype holds class indices, of an FP datatype class probabilities. `dtype` defaults to the input's
 precision (FP32: float32, else float64). Scalars have shape `[]`; outputs that are null in v1 (`loss`
 for reduction `none`, or where PyTorch gives NaN) are absent; `target_probability` is -1 where the
-target is ignored. Errors are problem+json with an `error` member (what tritonclient reads).
+target is ignored. `sample_weight` weighs each sample's loss in the reduction as in /v1 (the metrics
+are /v1 outputs only). Errors are problem+json with an `error` member (what tritonclient reads).
 """
 
 SEED_REQUEST: Final[dict[str, Any]] = {

@@ -104,6 +104,7 @@ def _cross_entropy(call: Call) -> Results:
         epsilon=call.number("epsilon", DEFAULT_EPSILON),
         dtype=call.dtype(scores),
         outputs=[name for name in _CE_ARRAYS if name in call.outputs],
+        sample_weight=call.array("sample_weight"),
     )
     target_probability = result.target_probability
     if target_probability is not None:
@@ -158,6 +159,7 @@ def _binary_cross_entropy(call: Call) -> Results:
         epsilon=call.number("epsilon", DEFAULT_EPSILON),
         dtype=call.dtype(scores),
         outputs=[name for name in _BCE_ARRAYS if name in call.outputs],
+        sample_weight=call.array("sample_weight"),
     )
     arrays: Results = {name: getattr(result, name) for name in _BCE_ARRAYS}
     return {"loss": _scalar(result.loss), "count": _count(result.count), **arrays}
@@ -226,6 +228,7 @@ MODELS: Final[dict[str, ModelSpec]] = {
             *(InputSpec(name, NUMBERS, "FP32", _MATRIX) for name in _CE_SCORES),
             InputSpec("target", NUMBERS, "INT64", _VECTOR),
             InputSpec("weight", NUMBERS, "FP32", _VECTOR),
+            InputSpec("sample_weight", NUMBERS, "FP32", _VECTOR),
         ),
         choices=(_CE_SCORES, ("target",)),
         aliases=(("labels", "target"),),
@@ -250,6 +253,7 @@ MODELS: Final[dict[str, ModelSpec]] = {
             InputSpec("target", (*NUMBERS, "BOOL"), "FP32", _MATRIX),
             InputSpec("weight", NUMBERS, "FP32", _VECTOR),
             InputSpec("pos_weight", NUMBERS, "FP32", _VECTOR),
+            InputSpec("sample_weight", NUMBERS, "FP32", _VECTOR),
         ),
         choices=(_BCE_SCORES, ("target",)),
         aliases=(("labels", "target"),),
