@@ -16,7 +16,7 @@ from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
 from service.api.metrics import ServiceMetrics
 from service.api.middleware import BearerAuth, HeadAsGet, RequestObserver
-from service.api.openapi import build_openapi
+from service.api.openapi import TAGS, build_openapi
 from service.api.pages import PUBLIC_PAGE_PATHS, PUBLIC_PAGE_PREFIXES, install_pages
 from service.api.payloads import check_serialiser
 from service.api.routes import health, operations, v1_routes
@@ -121,10 +121,7 @@ def create_app(
         summary="Classification losses exactly as PyTorch computes them.",
         description=DESCRIPTION,
         license_info={"name": "MIT", "identifier": "MIT"},
-        openapi_tags=[
-            {"name": "losses", "description": "Loss functions and their gradients."},
-            {"name": "operations", "description": "Health probes and metrics for operators."},
-        ],
+        openapi_tags=TAGS,
         separate_input_output_schemas=False,
         lifespan=_lifespan(settings),
         docs_url=None,  # served offline by install_docs

@@ -1,30 +1,114 @@
-"""The OpenAPI document: FastAPI's, with every error response declared as RFC 9457 problem+json."""
+"""The OpenAPI document: FastAPI's, completed with everything the service really sends.
+
+FastAPI documents each route's own answers (its 200 model and the errors the route declares). This
+module adds what the layers around the routes send, in one place each:
+
+* ``EVERY_OPERATION``: statuses any operation can answer whatever its route does (access control;
+  the transport's limits when they are added: the table is where they go);
+* ``HEADERS``: the response headers, and ``ALWAYS_SENT`` those the middleware puts on every answer;
+* error bodies as RFC 9457 ``application/problem+json``.
+
+What the service never sends is not declared: FastAPI's 422 validation-error schema, a 400 for
+malformed framing on /v1 (uvicorn answers it itself, in plain text, before the app sees the request).
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service.api.errors import PROBLEM_CONTENT_TYPE
 
-__all__ = ["PROBLEM_RESPONSES", "build_openapi", "openapi_text"]
+__all__ = [
+    "ALWAYS_SENT",
+    "EVERY_OPERATION",
+    "HEADERS",
+    "PROBLEM_RESPONSES",
+    "SECURITY_SCHEME",
+    "TAGS",
+    "build_openapi",
+    "openapi_text",
+]
 
-_PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDetail"}
+_PROBLEM_REF: Final = "#/components/schemas/ProblemDetail"
+SECURITY_SCHEME: Final = "bearerAuth"
+_SERVERS: Final = [
+    {"url": "http://127.0.0.1:8000", "description": "`python -m service` with default settings"}
+]
 
-#: Error responses every lean JSON operation can give, with the reason each happens.
+
+def _header(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+#: The operations' groups: the generated clients' modules.
+TAGS: Final = [
+    {"name": "losses", "description": "Loss functions and their gradients."},
+    {
+        "name": "inference",
+        "description": "The Open Inference Protocol (KServe v2): the same models for Triton's and KServe's "
+        "clients.",
+    },
+    {"name": "operations", "description": "Health probes and metrics for operators."},
+]
+
+#: Every response header the service sends, declared once (``components/headers``).
+HEADERS: Final[dict[str, dict[str, Any]]] = {
+    "X-Request-ID": {
+        "description": "The request's id: the client's X-Request-ID when it is sane, else a new one "
+        "(also `request_id` in problem details and in the access log).",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "Server-Timing": {
+        "description": "W3C Server Timing: `app;dur=` milliseconds from the request's arrival to its "
+        "answer being ready.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "WWW-Authenticate": {
+        "description": "The Bearer challenge (RFC 6750).",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "Accept-Post": {
+        "description": "The media type the operation reads: application/json.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "Inference-Header-Content-Length": {
+        "description": "Length in bytes of the JSON header; the binary tensors follow it (sent with "
+        "`application/octet-stream` answers only).",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+}
+
+#: Headers the middleware (``RequestObserver``) puts on every answer.
+ALWAYS_SENT: Final = ("X-Request-ID", "Server-Timing")
+
+#: Error responses every lean /v1 JSON operation can give, with the reason each happens.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Malformed request framing (a Content-Length that is not a number)."},
-    401: {"description": "No valid API key (only when the service is configured with XENT_API_KEYS)."},
     408: {"description": "No part of the body arrived for XENT_BODY_TIMEOUT seconds."},
     413: {"description": "The body is larger than XENT_MAX_BODY_BYTES."},
     415: {
         "description": "The Content-Type is not application/json, or the body is compressed "
-        "(Content-Encoding)."
+        "(Content-Encoding).",
+        "headers": {"Accept-Post": _header("Accept-Post")},
     },
     422: {"description": ("Invalid content: the problem's `errors` name each field, position and problem.")},
+}
+
+#: Statuses any operation can answer, whatever its route does. Issue 12's transport statuses (503 with
+#: Retry-After when the memory budget is full, 431, 408 for a slow head, 413) belong here.
+EVERY_OPERATION: Final[dict[str, dict[str, Any]]] = {
+    "401": {
+        "description": "No valid API key. Only when the service runs with XENT_API_KEYS set, and not on "
+        "the health probes (XENT_PUBLIC_HEALTH) or /metrics (XENT_PUBLIC_METRICS) when those are public.",
+        "headers": {"WWW-Authenticate": _header("WWW-Authenticate")},
+    },
 }
 
 
@@ -40,26 +124,45 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         routes=app.routes,
         tags=app.openapi_tags,
         license_info=app.license_info,
+        servers=_SERVERS,
     )
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
-    schema["components"]["securitySchemes"] = {
-        "apiKey": {
+    components = schema.setdefault("components", {})
+    components["securitySchemes"] = {
+        SECURITY_SCHEME: {
             "type": "http",
             "scheme": "bearer",
-            "description": "Needed only when the service runs with XENT_API_KEYS set.",
+            "description": "An API key, needed only when the service runs with XENT_API_KEYS set.",
         }
     }
+    components["headers"] = HEADERS
     # Optional: the empty requirement means "no key" is also acceptable, as it is by default.
-    schema["security"] = [{}, {"apiKey": []}]
+    schema["security"] = [{}, {SECURITY_SCHEME: []}]
     for operation in _operations(schema):
-        for status, response in operation.get("responses", {}).items():
-            if status[0] in "45":
-                response["content"] = {PROBLEM_CONTENT_TYPE: {"schema": _PROBLEM_REF}}
+        _complete_responses(operation["responses"])
+    _integer_bounds(schema)
     # FastAPI's own validation-error schemas describe a body this service never sends.
     for unused in ("HTTPValidationError", "ValidationError"):
-        components.pop(unused, None)
+        components["schemas"].pop(unused, None)
     app.openapi_schema = schema
     return schema
+
+
+def _complete_responses(responses: dict[str, Any]) -> None:
+    """Add the statuses every operation can send, problem+json error bodies, and the headers."""
+    # FastAPI's own 422 (for path parameters) describes a body this service never sends.
+    if "HTTPValidationError" in json.dumps(responses.get("422", {})):
+        del responses["422"]
+    for status, response in EVERY_OPERATION.items():
+        responses.setdefault(status, json.loads(json.dumps(response)))
+    for status, response in responses.items():
+        if status[0] in "45":
+            content = response.get("content", {})
+            own = content.get("application/json", {}).get("schema", {"$ref": _PROBLEM_REF})
+            if own["$ref"].endswith(("/ProblemDetail", "/InferenceProblem")):
+                response["content"] = {PROBLEM_CONTENT_TYPE: {"schema": own}}
+        headers = response.setdefault("headers", {})
+        for name in ALWAYS_SENT:
+            headers[name] = _header(name)
 
 
 def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
@@ -79,3 +182,24 @@ def openapi_text() -> str:
 
     document = create_app(Settings.model_construct()).openapi()
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def _integer_bounds(node: Any) -> None:
+    """Write integer schemas' bounds as integers (pydantic writes floats: 9.223372036854776e+18 is not
+    2**63), an exclusive bound of 2**63 as ``maximum`` 2**63 - 1 with ``format: int64``."""
+    if isinstance(node, list):
+        for item in node:
+            _integer_bounds(item)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "integer":
+        for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            if isinstance(node.get(key), float):
+                node[key] = int(node[key])
+        if node.get("exclusiveMaximum") == 2**63:
+            del node["exclusiveMaximum"]
+            node["maximum"] = 2**63 - 1
+            node["format"] = "int64"
+    for value in node.values():
+        _integer_bounds(value)

@@ -8,10 +8,12 @@ check every response against these models.
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, model_validator
+from pydantic.json_schema import WithJsonSchema
 from pydantic_core import PydanticCustomError
+from typing_extensions import TypeAliasType
 
 from service.api.arrays import (
     FloatOrTensor,
@@ -36,6 +38,7 @@ from service.core.vocabulary import (
     BINARY_OUTPUTS,
     CROSS_ENTROPY_OUTPUTS,
     EPSILON_BOUNDS,
+    EPSILON_SMALLEST,
     LABEL_SMOOTHING_BOUNDS,
 )
 
@@ -56,7 +59,14 @@ __all__ = [
 ]
 
 Dtype = ComputeDtype
-Base = Literal["e", "2", "10"]
+#: Named in the document, with member names generators use (not `VALUE_1` for "2").
+LogarithmBase = TypeAliasType(
+    "LogarithmBase",
+    Annotated[
+        Literal["e", "2", "10"],
+        WithJsonSchema({"type": "string", "enum": ["e", "2", "10"], "x-enum-varnames": ["E", "TWO", "TEN"]}),
+    ],
+)
 _CE = CROSS_ENTROPY_OUTPUTS
 _BCE = BINARY_OUTPUTS
 
@@ -64,7 +74,9 @@ _BCE = BINARY_OUTPUTS
 # direct callers); the schema only states them.
 _SMOOTHING_SCHEMA: Final[dict[str, Any]] = {"minimum": LABEL_SMOOTHING_BOUNDS[0]}
 _SMOOTHING_SCHEMA["maximum"] = LABEL_SMOOTHING_BOUNDS[1]
-_EPSILON_SCHEMA: Final[dict[str, Any]] = {"exclusiveMinimum": EPSILON_BOUNDS[0]}
+# epsilon's lower bound is the smallest normal number of the dtype: float64's here, the loosest
+# (float32's is 1.1754943508222875e-38, as the description says).
+_EPSILON_SCHEMA: Final[dict[str, Any]] = {"minimum": EPSILON_SMALLEST["float64"]}
 _EPSILON_SCHEMA["exclusiveMaximum"] = EPSILON_BOUNDS[1]
 
 #: Every request model's configuration: strict types, no unknown fields, no NaN or Infinity.
@@ -352,7 +364,7 @@ class DivergenceRequest(RequestModel):
         description="True distribution(s), (C) or (N, C): values in [0, 1], each summing to 1 within 1e-3."
     )
     q: FloatTensor = Field(description="Predicted distribution(s), the same shape and constraints.")
-    base: Base = Field(default="e", description="Logarithm base: 'e' (nats), '2' (bits) or '10'.")
+    base: LogarithmBase = Field(default="e", description="Logarithm base: 'e' (nats), '2' (bits) or '10'.")
     reduction: Reduction = Field(default="mean", description="Over the N distributions.")
     epsilon: float = Field(
         default=DEFAULT_EPSILON,
@@ -392,3 +404,4 @@ class ProblemDetail(BaseModel):
     errors: list[ProblemItem] | None = Field(
         default=None, description="Every problem found in the request content (422 only)."
     )
+    request_id: str = Field(description="The request's id, as in the X-Request-ID response header.")
