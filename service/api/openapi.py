@@ -140,6 +140,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for operation in _operations(schema):
         _complete_responses(operation["responses"])
     _integer_bounds(schema)
+    _defaults_in_descriptions(schema)
     # FastAPI's own validation-error schemas describe a body this service never sends.
     for unused in ("HTTPValidationError", "ValidationError"):
         components["schemas"].pop(unused, None)
@@ -203,3 +204,23 @@ def _integer_bounds(node: Any) -> None:
             node["format"] = "int64"
     for value in node.values():
         _integer_bounds(value)
+
+
+def _defaults_in_descriptions(schema: dict[str, Any]) -> None:
+    """A request field's default, said in its description rather than as JSON Schema ``default``.
+
+    openapi-typescript (with its default ``defaultNonNullable``) makes a property with a ``default``
+    required in the generated type, so every request would have to spell out every option."""
+    schemas = schema["components"]["schemas"]
+    bodies = [
+        operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        for operation in _operations(schema)
+        if "application/json" in operation.get("requestBody", {}).get("content", {})
+    ]
+    for name in bodies:
+        for field in schemas[name].get("properties", {}).values():
+            if "default" in field:
+                default = json.dumps(field.pop("default"))
+                field["description"] = (
+                    f"{field.get('description', '').rstrip()} Default: `{default}`.".lstrip()
+                )
