@@ -101,6 +101,15 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"description": ("Invalid content: the problem's `errors` name each field, position and problem.")},
 }
 
+#: Inline enums that become one named schema (generated code gets one enum type, not one per model),
+#: by field name; an `outputs` enum is named after its model (`CrossEntropyRequest`: `CrossEntropyOutput`).
+ENUM_NAMES: Final = {
+    "reduction": "Reduction",
+    "dtype": "ComputeDtype",
+    "datatype": "TensorDatatype",
+    "status": "HealthStatus",
+}
+
 #: Statuses any operation can answer, whatever its route does. Issue 12's transport statuses (503 with
 #: Retry-After when the memory budget is full, 431, 408 for a slow head, 413) belong here.
 EVERY_OPERATION: Final[dict[str, dict[str, Any]]] = {
@@ -141,6 +150,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         _complete_responses(operation["responses"])
     _integer_bounds(schema)
     _defaults_in_descriptions(schema)
+    _name_enums(schema["components"]["schemas"])
+    components["schemas"] = dict(sorted(components["schemas"].items()))
     # FastAPI's own validation-error schemas describe a body this service never sends.
     for unused in ("HTTPValidationError", "ValidationError"):
         components["schemas"].pop(unused, None)
@@ -224,3 +235,22 @@ def _defaults_in_descriptions(schema: dict[str, Any]) -> None:
                 field["description"] = (
                     f"{field.get('description', '').rstrip()} Default: `{default}`.".lstrip()
                 )
+
+
+def _name_enums(schemas: dict[str, Any]) -> None:
+    """Move the inline enums of ``ENUM_NAMES`` fields and of ``outputs`` into named schemas."""
+    for model_name, model in list(schemas.items()):
+        for field, prop in model.get("properties", {}).items():
+            if field == "outputs" and "enum" in prop.get("items", {}):
+                name = model_name.removesuffix("Request") + "Output"
+                prop["items"] = _named_enum(schemas, name, prop["items"])
+            elif field in ENUM_NAMES and "enum" in prop:
+                model["properties"][field] = _named_enum(schemas, ENUM_NAMES[field], prop)
+
+
+def _named_enum(schemas: dict[str, Any], name: str, inline: dict[str, Any]) -> dict[str, Any]:
+    enum = {"type": inline.get("type", "string"), "enum": inline["enum"]}
+    if schemas.setdefault(name, enum) != enum:
+        raise ValueError(f"two different enums would be named {name}: {schemas[name]} and {enum}")
+    kept = {key: value for key, value in inline.items() if key not in {"type", "enum", "title"}}
+    return {"$ref": f"#/components/schemas/{name}", **kept}
