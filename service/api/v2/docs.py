@@ -38,7 +38,15 @@ ModelName = TypeAliasType(
 ModelVersion = TypeAliasType(
     "ModelVersion",
     Annotated[
-        str, WithJsonSchema({"type": "string", "enum": list(VERSIONS), "description": "A model's version."})
+        str,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "enum": list(VERSIONS),
+                "x-enum-varnames": [f"V{version}" for version in VERSIONS],
+                "description": "A model's version.",
+            }
+        ),
     ],
 )
 ModelNameParameter = Annotated[ModelName, Path(description="The model.", examples=["cross_entropy"])]
