@@ -14,9 +14,12 @@ tests/typescript/generated/ and a temporary directory.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -34,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT = ROOT / "openapi" / "openapi.json"
 TYPESCRIPT = ROOT / "tests" / "typescript"
 BIN = TYPESCRIPT / "node_modules" / ".bin"
-PACKAGE = "xent_generated_client"
+PACKAGE = "xent_api"  # as the README generates it
 SEED = {"logits": [[-1, 0.5, 2], [-1, 0.5, 3]], "target": [1, 2]}
 FASHION = [0.1058, 0.1043, 0.0988, 0.1066, 0.0875, 0.0881, 0.1027, 0.1046, 0.1057, 0.0958]
 
@@ -274,3 +277,14 @@ def _check_keys(python_client: ModuleType, keyed: Any, anonymous: Any) -> None:
     assert "xent_requests_total" in metrics.sync(client=keyed)
     health = _api(python_client, "operations", "health_live").sync(client=anonymous)
     assert health.status is models.HealthStatus.OK  # public by default
+
+
+def test_the_readme_example_prints_what_it_shows(python_client: ModuleType, live_server: LiveServer) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+    code = next(block for block in blocks if f"from {PACKAGE} import Client" in block)
+    shown = [line.split("#", 1)[1].strip() for line in code.splitlines() if line.startswith("print(")]
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        exec(compile(code.replace("http://127.0.0.1:8000", live_server.url), "README.md", "exec"), {})
+    assert output.getvalue().split() == shown == ["0.9184928130357697"]
