@@ -35,9 +35,9 @@ __all__ = [
 
 _PROBLEM_REF: Final = "#/components/schemas/ProblemDetail"
 SECURITY_SCHEME: Final = "bearerAuth"
-_SERVERS: Final = [
-    {"url": "http://127.0.0.1:8000", "description": "`python -m service` with default settings"}
-]
+#: Relative: the origin that serves the document (Swagger UI's "Try it out" calls the service it is on;
+#: a generated client is given its base URL).
+_SERVERS: Final = [{"url": "/", "description": "The service that serves this document."}]
 
 
 def _header(name: str) -> dict[str, str]:
