@@ -69,6 +69,16 @@ HEADERS: Final[dict[str, dict[str, Any]]] = {
         "required": True,
         "schema": {"type": "string"},
     },
+    "X-Content-Type-Options": {
+        "description": "`nosniff`: browsers take the Content-Type as it is.",
+        "required": True,
+        "schema": {"type": "string", "enum": ["nosniff"]},
+    },
+    "Cache-Control": {
+        "description": "`no-store`: answers are computed per request and never cached.",
+        "required": True,
+        "schema": {"type": "string", "enum": ["no-store"]},
+    },
     "WWW-Authenticate": {
         "description": "The Bearer challenge (RFC 6750).",
         "required": True,
@@ -87,7 +97,7 @@ HEADERS: Final[dict[str, dict[str, Any]]] = {
 }
 
 #: Headers the middleware (``RequestObserver``) puts on every answer.
-ALWAYS_SENT: Final = ("X-Request-ID", "Server-Timing")
+ALWAYS_SENT: Final = ("X-Request-ID", "Server-Timing", "X-Content-Type-Options", "Cache-Control")
 
 #: Error responses every lean /v1 JSON operation can give, with the reason each happens.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {

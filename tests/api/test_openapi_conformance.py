@@ -129,6 +129,10 @@ def check_conforms(method: str, template: str, response: httpx.Response) -> None
     for name, header in headers.items():
         if header.get("required"):
             assert name in response.headers, f"{where}: declared header {name} missing"
+        if name in response.headers:
+            value, schema = response.headers[name], header["schema"]
+            assert value in schema.get("enum", [value]), f"{where}: {name}: {value}"
+            assert schema["type"] != "integer" or value.isdigit(), f"{where}: {name}: {value}"
     for name in HEADERS:
         if name.lower() in response.headers:
             assert name.lower() in headers, f"{where}: header {name} sent but not declared"
@@ -203,7 +207,13 @@ def _answer(status: int, body: bytes, **headers: str) -> httpx.Response:
 
 def test_the_check_catches_untruths() -> None:
     """The check is not vacuous: an undeclared status, a missing header or a wrong body fails it."""
-    good = {"content_type": "application/json", "x_request_id": "1", "server_timing": "app;dur=1"}
+    good = {
+        "content_type": "application/json",
+        "x_request_id": "1",
+        "server_timing": "app;dur=1",
+        "x_content_type_options": "nosniff",
+        "cache_control": "no-store",
+    }
     body = b'{"softmax": [0.5, 0.5], "log_softmax": [-0.69, -0.69]}'
     check_conforms("post", "/v1/softmax", _answer(200, body, **_wire(good)))
     with pytest.raises(AssertionError, match="not declared"):
@@ -212,6 +222,10 @@ def test_the_check_catches_untruths() -> None:
         check_conforms("post", "/v1/softmax", _answer(200, body, **_wire({**good, "server_timing": ""})))
     with pytest.raises(AssertionError, match="not declared"):
         check_conforms("post", "/v1/softmax", _answer(200, body, **_wire({**good, "www_authenticate": "x"})))
+    with pytest.raises(AssertionError, match="cache-control: public"):
+        check_conforms(
+            "post", "/v1/softmax", _answer(200, body, **_wire({**good, "cache_control": "public"}))
+        )
     with pytest.raises(BaseExceptionGroup) as wrong_body:
         check_conforms("post", "/v1/softmax", _answer(200, b'{"softmax": "high"}', **_wire(good)))
     assert {type(error).__name__ for error in wrong_body.value.exceptions} == {"JsonSchemaError"}
