@@ -240,11 +240,11 @@ def _defaults_in_descriptions(schema: dict[str, Any]) -> None:
     ]
     for name in bodies:
         for field in schemas[name].get("properties", {}).values():
-            if "default" in field:
-                default = json.dumps(field.pop("default"))
-                field["description"] = (
-                    f"{field.get('description', '').rstrip()} Default: `{default}`.".lstrip()
-                )
+            if "default" not in field:
+                continue
+            default, description = json.dumps(field.pop("default")), field.get("description", "")
+            if "default" not in description.lower():  # else the description says it already
+                field["description"] = f"{description.rstrip()} Default: `{default}`.".lstrip()
 
 
 def _name_enums(schemas: dict[str, Any]) -> None:
