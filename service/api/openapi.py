@@ -158,6 +158,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     schema["security"] = [{}, {SECURITY_SCHEME: []}]
     for operation in _operations(schema):
         _complete_responses(operation["responses"])
+        for parameter in operation.get("parameters", ()):
+            _absent_not_null(parameter)
     _integer_bounds(schema)
     _defaults_in_descriptions(schema)
     _name_enums(schema["components"]["schemas"])
@@ -264,3 +266,12 @@ def _named_enum(schemas: dict[str, Any], name: str, inline: dict[str, Any]) -> d
         raise ValueError(f"two different enums would be named {name}: {schemas[name]} and {enum}")
     kept = {key: value for key, value in inline.items() if key not in {"type", "enum", "title"}}
     return {"$ref": f"#/components/schemas/{name}", **kept}
+
+
+def _absent_not_null(parameter: dict[str, Any]) -> None:
+    """An optional header is absent, never null: ``int | None`` documents just the integer."""
+    schema = parameter["schema"]
+    choices = [choice for choice in schema.get("anyOf", ()) if choice != {"type": "null"}]
+    if not parameter.get("required") and len(choices) == 1 and len(schema["anyOf"]) == 2:
+        del schema["anyOf"]
+        schema.update(choices[0])

@@ -139,6 +139,7 @@ def infer(
         Header(
             alias="Inference-Header-Content-Length",
             description="Length of the JSON header when binary tensors follow it.",
+            ge=0,
         ),
     ] = None,
 ) -> InferenceResponse:
@@ -151,7 +152,12 @@ def infer_version(
     model_version: ModelVersionParameter,
     request: Annotated[InferenceRequest, Body()],
     inference_header_content_length: Annotated[
-        int | None, Header(alias="Inference-Header-Content-Length")
+        int | None,
+        Header(
+            alias="Inference-Header-Content-Length",
+            description="Length of the JSON header when binary tensors follow it.",
+            ge=0,
+        ),
     ] = None,
 ) -> InferenceResponse:
     """As ``infer``, with the version in the path."""
