@@ -66,6 +66,10 @@ def node_tools() -> Path:
         )
     installed = _run([str(ROOT / "scripts" / "install-node-packages")], cwd=ROOT, timeout=300)
     assert installed.returncode == 0, installed.stdout + installed.stderr
+    if "NOT INSTALLED" in installed.stderr:
+        pytest.skip(
+            f"!!! npm packages not installed, TypeScript clients NOT TESTED: {installed.stderr.strip()}"
+        )
     for tool in ("openapi-typescript", "tsc", "redocly"):
         assert (BIN / tool).exists(), f"{tool} missing after npm ci: {installed.stdout}{installed.stderr}"
     return BIN
