@@ -17,7 +17,7 @@ from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
 from service.api.metrics import ServiceMetrics
 from service.api.middleware import BearerAuth, HeadAsGet, RequestObserver
-from service.api.openapi import build_openapi
+from service.api.openapi import TAGS, build_openapi
 from service.api.pages import PUBLIC_PAGE_PATHS, PUBLIC_PAGE_PREFIXES, install_pages
 from service.api.payloads import check_serialiser
 from service.api.routes import health, operations, v1_routes
@@ -41,6 +41,11 @@ HTTP. POST batched logits (or probabilities) and labels; get the loss, the per-s
 softmax, plus the gradient, predictions and more on request.
 
 Errors are RFC 9457 `application/problem+json`, naming the field, the position and the problem.
+
+Before a request reaches any operation, the server itself may answer it, also with problem+json but
+without the headers the operations send: 431 for a request head over `XENT_MAX_HEADER_BYTES`, 408 for
+one not in within `XENT_HEADER_TIMEOUT`, and 503 (`Retry-After: 1`) past `XENT_MAX_CONNECTIONS` open
+connections; it closes the connection after each.
 """
 
 HEALTH_PATHS = ("/health/", "/v2/health/")
@@ -123,10 +128,7 @@ def create_app(
         summary="Classification losses exactly as PyTorch computes them.",
         description=DESCRIPTION,
         license_info={"name": "MIT", "identifier": "MIT"},
-        openapi_tags=[
-            {"name": "losses", "description": "Loss functions and their gradients."},
-            {"name": "operations", "description": "Health probes and metrics for operators."},
-        ],
+        openapi_tags=TAGS,
         separate_input_output_schemas=False,
         lifespan=_lifespan(settings),
         docs_url=None,  # served offline by install_docs

@@ -17,11 +17,11 @@ import math
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import AliasChoices, BaseModel, Field, PlainValidator, ValidationInfo
+from pydantic import AliasChoices, BaseModel, PlainValidator, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
@@ -37,23 +37,42 @@ __all__ = [
     "TargetTensor",
     "decode_context",
     "json_to_array",
+    "nested_array_schema",
     "tensor_fields",
 ]
 
-#: Documentation types: what the JSON looks like. Validation is done by ``json_to_array``.
-#: (Arrays are never empty: every dimension of an input has at least one element.)
-NumberTensor = TypeAliasType(
-    "NumberTensor",
-    "Annotated[list[float], Field(min_length=1)] | Annotated[list[NumberTensor], Field(min_length=1)]",
-)
-IndexTensor = TypeAliasType(
-    "IndexTensor",
-    "Annotated[list[int], Field(min_length=1)] | Annotated[list[IndexTensor], Field(min_length=1)]",
-)
+#: The most dimensions an array may have by default (``ArrayLimits.max_dims``, ``XENT_MAX_DIMS``).
+MAX_DIMS_DEFAULT: Final = 8
+
+
+def nested_array_schema(leaf: dict[str, Any], depth: int = MAX_DIMS_DEFAULT) -> dict[str, Any]:
+    """JSON Schema of nested arrays of ``leaf`` with 1 to ``depth`` levels, every level non-empty.
+
+    Spelled out level by level rather than recursively: client generators (openapi-python-client,
+    openapi-typescript) cannot type a schema that refers to itself, and the service refuses more
+    than ``max_dims`` dimensions anyway."""
+    levels: list[dict[str, Any]] = []
+    items = leaf
+    for _ in range(depth):
+        items = {"type": "array", "items": items, "minItems": 1}
+        levels.append(items)
+    return {"anyOf": levels}
+
+
+def _documented(leaf: dict[str, Any], what: str) -> WithJsonSchema:
+    schema = nested_array_schema(leaf)
+    return WithJsonSchema(
+        {**schema, "description": f"{what} as nested arrays, row-major (1 to 8 dimensions)."}
+    )
+
+
+#: Documentation types: what the JSON looks like (one named schema each, the same for requests and
+#: responses). Validation is done by ``json_to_array``. Arrays are never empty.
+NumberTensor = TypeAliasType("NumberTensor", Annotated[list[Any], _documented({"type": "number"}, "Numbers")])
+IndexTensor = TypeAliasType("IndexTensor", Annotated[list[Any], _documented({"type": "integer"}, "Integers")])
 NullableNumberTensor = TypeAliasType(
     "NullableNumberTensor",
-    "Annotated[list[float | None], Field(min_length=1)] "
-    "| Annotated[list[NullableNumberTensor], Field(min_length=1)]",
+    Annotated[list[Any], _documented({"type": ["number", "null"]}, "Numbers or nulls")],
 )
 
 NumberKind = Literal["float", "number"]
@@ -66,7 +85,7 @@ class ArrayLimits:
     """Bounds on any one array of a request."""
 
     max_elements: int = 16 * 1024 * 1024
-    max_dims: int = 8
+    max_dims: int = MAX_DIMS_DEFAULT
 
 
 class ArrayError(ValueError):

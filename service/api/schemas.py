@@ -8,10 +8,12 @@ check every response against these models.
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import WithJsonSchema
 from pydantic_core import PydanticCustomError
+from typing_extensions import TypeAliasType
 
 from service.api import metric_fields as mf
 from service.api.arrays import (
@@ -22,7 +24,7 @@ from service.api.arrays import (
     NumberTensor,
     TargetTensor,
 )
-from service.api.json_keys import unknown_fields_issue
+from service.api.request_model import RequestModel, known_keys
 from service.core import (
     DEFAULT_BINARY_OUTPUTS,
     DEFAULT_EPSILON,
@@ -37,6 +39,7 @@ from service.core.vocabulary import (
     CROSS_ENTROPY_METRICS,
     CROSS_ENTROPY_OUTPUTS,
     EPSILON_BOUNDS,
+    EPSILON_SMALLEST,
     LABEL_SMOOTHING_BOUNDS,
     BinaryRequestOutput,
     CrossEntropyRequestOutput,
@@ -59,7 +62,14 @@ __all__ = [
 ]
 
 Dtype = ComputeDtype
-Base = Literal["e", "2", "10"]
+#: Named in the document, with member names generators use (not `VALUE_1` for "2").
+LogarithmBase = TypeAliasType(
+    "LogarithmBase",
+    Annotated[
+        Literal["e", "2", "10"],
+        WithJsonSchema({"type": "string", "enum": ["e", "2", "10"], "x-enum-varnames": ["E", "TWO", "TEN"]}),
+    ],
+)
 _CE = CROSS_ENTROPY_OUTPUTS
 _BCE = BINARY_OUTPUTS
 
@@ -67,7 +77,9 @@ _BCE = BINARY_OUTPUTS
 # direct callers); the schema only states them.
 _SMOOTHING_SCHEMA: Final[dict[str, Any]] = {"minimum": LABEL_SMOOTHING_BOUNDS[0]}
 _SMOOTHING_SCHEMA["maximum"] = LABEL_SMOOTHING_BOUNDS[1]
-_EPSILON_SCHEMA: Final[dict[str, Any]] = {"exclusiveMinimum": EPSILON_BOUNDS[0]}
+# epsilon's lower bound is the smallest normal number of the dtype: float64's here, the loosest
+# (float32's is 1.1754943508222875e-38, as the description says).
+_EPSILON_SCHEMA: Final[dict[str, Any]] = {"minimum": EPSILON_SMALLEST["float64"]}
 _EPSILON_SCHEMA["exclusiveMaximum"] = EPSILON_BOUNDS[1]
 
 #: Every request model's configuration: strict types, no unknown fields, no NaN or Infinity.
@@ -78,51 +90,6 @@ STRICT = ConfigDict(
     allow_inf_nan=False,
     populate_by_name=False,
 )
-
-
-class RequestModel(BaseModel):
-    """A request body's model: unknown fields are refused with one error, whatever their number.
-
-    pydantic's ``extra="forbid"`` reports each unknown field as an error of its own: 2 million unknown
-    keys (25 MB) took 38 s and 2.7 GB to refuse. The routes check a body's top-level keys before they
-    parse it (``service.api.json_keys``); this does the same for a model validated any other way, and
-    for the objects inside a body. (``extra="forbid"`` stays: the JSON Schema says so, and it words
-    the ``target``/``labels`` conflict.)
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _refuse_unknown_fields(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
-        if isinstance(data, dict):
-            known = known_keys(cls)
-            unknown = [key for key in data if key not in known]
-            if unknown:
-                issue = unknown_fields_issue(unknown)
-                raise PydanticCustomError(
-                    issue.kind, "{detail}", {"detail": issue.msg, "path": list(issue.loc)}
-                )
-        return handler(data)
-
-
-_KNOWN_KEYS: dict[type[BaseModel], frozenset[str]] = {}
-
-
-def known_keys(model: type[BaseModel]) -> frozenset[str]:
-    """Every key a body of ``model`` may use: its fields' names and their validation aliases."""
-    keys = _KNOWN_KEYS.get(model)
-    if keys is None:
-        names: set[str] = set()
-        for name, field in model.model_fields.items():
-            names.add(field.alias or name)
-            alias = field.validation_alias
-            if isinstance(alias, str):
-                names.add(alias)
-            elif isinstance(alias, AliasChoices):
-                names.update(choice for choice in alias.choices if isinstance(choice, str))
-        keys = _KNOWN_KEYS[model] = frozenset(names)
-    return keys
 
 
 def _one_input_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
@@ -368,7 +335,7 @@ class DivergenceRequest(RequestModel):
         description="True distribution(s), (C) or (N, C): values in [0, 1], each summing to 1 within 1e-3."
     )
     q: FloatTensor = Field(description="Predicted distribution(s), the same shape and constraints.")
-    base: Base = Field(default="e", description="Logarithm base: 'e' (nats), '2' (bits) or '10'.")
+    base: LogarithmBase = Field(default="e", description="Logarithm base: 'e' (nats), '2' (bits) or '10'.")
     reduction: Reduction = Field(default="mean", description="Over the N distributions.")
     epsilon: float = Field(
         default=DEFAULT_EPSILON,
@@ -408,3 +375,4 @@ class ProblemDetail(BaseModel):
     errors: list[ProblemItem] | None = Field(
         default=None, description="Every problem found in the request content (422 only)."
     )
+    request_id: str = Field(description="The request's id, as in the X-Request-ID response header.")

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from service.core.checks import format_number, raise_if
 from service.core.errors import Issue
-from service.core.vocabulary import EPSILON_BOUNDS, LABEL_SMOOTHING_BOUNDS
+from service.core.vocabulary import EPSILON_BOUNDS, EPSILON_SMALLEST, LABEL_SMOOTHING_BOUNDS
 
 __all__ = [
     "COMPUTE_DTYPES",
@@ -35,9 +35,6 @@ ComputeDtype = Literal["float64", "float32"]
 DEFAULT_EPSILON: Final = float(np.finfo(np.float64).eps)
 
 
-#: The smallest normal number of each compute dtype.
-_SMALLEST_NORMAL: Final = {name: float(np.finfo(name).tiny) for name in ("float64", "float32")}
-
 #: The values of each option, spelled out once (``get_args`` and hashing ``Literal`` types are slow).
 REDUCTIONS: Final[tuple[str, ...]] = get_args(Reduction)
 COMPUTE_DTYPES: Final[tuple[str, ...]] = get_args(ComputeDtype)
@@ -58,7 +55,7 @@ def check_epsilon(epsilon: float, dtype: str = "float64") -> list[Issue]:
     if not low < epsilon < high:
         msg = f"epsilon = {format_number(epsilon)} is outside the open interval ({low:g}, {high:g})"
         return [Issue(("epsilon",), msg, "out_of_range")]
-    smallest = _SMALLEST_NORMAL["float32" if dtype == "float32" else "float64"]
+    smallest = EPSILON_SMALLEST["float32" if dtype == "float32" else "float64"]
     if epsilon < smallest:
         msg = (
             f"epsilon = {format_number(epsilon)} is below the smallest normal {dtype} number ({smallest:.8g})"

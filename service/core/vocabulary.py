@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "DEFAULT_TOP_K",
     "EPSILON_BOUNDS",
+    "EPSILON_SMALLEST",
     "FOCAL_OUTPUTS",
     "LABEL_SMOOTHING_BOUNDS",
     "MAX_CALIBRATION_BINS",
@@ -43,6 +44,9 @@ IntArray = NDArray[np.integer[Any]]
 #: Label smoothing lies in the closed interval, epsilon in the open one.
 LABEL_SMOOTHING_BOUNDS: Final = (0.0, 1.0)
 EPSILON_BOUNDS: Final = (0.0, 0.5)
+#: ... and epsilon is at least the smallest normal number of the compute dtype (below it, it would
+#: round to 0 and log(0) is -inf).
+EPSILON_SMALLEST: Final = {name: float(np.finfo(name).tiny) for name in ("float64", "float32")}
 
 
 class OutputInfo(NamedTuple):

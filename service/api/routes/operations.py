@@ -20,7 +20,12 @@ router = APIRouter(tags=["operations"])
     ),
     operation_id="metrics",
     response_class=Response,
-    responses={200: {"description": "Prometheus text exposition format.", "content": {"text/plain": {}}}},
+    responses={
+        200: {
+            "description": "Prometheus text exposition format.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def metrics(request: Request) -> Response:
     return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Final
 
 from fastapi import Body, Header, Path
+from pydantic import BaseModel, Field, WithJsonSchema
+from typing_extensions import TypeAliasType
 
 from service.api.schemas import ProblemDetail
 from service.api.v2.protocol import InferenceRequest, InferenceResponse
@@ -15,19 +17,47 @@ __all__ = [
     "BINARY_BODY",
     "ERRORS",
     "INFER_DESCRIPTION",
-    "OTHER_ERRORS",
+    "INFER_RESPONSES",
+    "InferenceProblem",
     "ModelName",
+    "ModelNameParameter",
     "ModelVersion",
+    "ModelVersionParameter",
     "infer",
     "infer_version",
+    "not_ready",
 ]
 
-ModelName = Annotated[
-    str, Path(description="The model.", json_schema_extra={"enum": list(MODELS)}, examples=["cross_entropy"])
-]
-ModelVersion = Annotated[
-    str, Path(description="The model's version.", json_schema_extra={"enum": list(VERSIONS)})
-]
+#: The model and version path parameters: named enums (one schema each, whatever the operation).
+ModelName = TypeAliasType(
+    "ModelName",
+    Annotated[
+        str, WithJsonSchema({"type": "string", "enum": list(MODELS), "description": "A model's name."})
+    ],
+)
+ModelVersion = TypeAliasType(
+    "ModelVersion",
+    Annotated[
+        str,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "enum": list(VERSIONS),
+                "x-enum-varnames": [f"V{version}" for version in VERSIONS],
+                "description": "A model's version.",
+            }
+        ),
+    ],
+)
+ModelNameParameter = Annotated[ModelName, Path(description="The model.", examples=["cross_entropy"])]
+ModelVersionParameter = Annotated[ModelVersion, Path(description="The model's version.")]
+
+
+class InferenceProblem(ProblemDetail):
+    """Problem details with the Open Inference Protocol's ``error`` member (what tritonclient reads)."""
+
+    error: str = Field(description="The same message as `detail`.")
+
 
 INFER_DESCRIPTION = """\
 Open Inference Protocol (KServe v2) inference, with Triton's binary tensor data extension: the same
@@ -65,29 +95,43 @@ SEED_REQUEST: Final[dict[str, Any]] = {
     "outputs": [{"name": "loss"}, {"name": "losses"}, {"name": "softmax"}],
 }
 
-# Declaring "4XX" also keeps FastAPI from documenting a 422, which /v2 never sends.
-OTHER_ERRORS: Final = {
-    "description": "Any other client error (405 for a wrong method), also with `error`.",
-    "model": ProblemDetail,
-}
 ERRORS: Final[dict[int | str, dict[str, Any]]] = {
-    400: {"description": "Anything wrong with the request; `error` says what.", "model": ProblemDetail},
-    404: {"description": "No such model or version.", "model": ProblemDetail},
+    400: {"description": "Anything wrong with the request; `error` says what.", "model": InferenceProblem},
+    404: {"description": "No such model or version.", "model": InferenceProblem},
     408: {
         "description": "No part of the body arrived for XENT_BODY_TIMEOUT seconds.",
-        "model": ProblemDetail,
+        "model": InferenceProblem,
     },
-    413: {"description": "The body is larger than XENT_MAX_BODY_BYTES.", "model": ProblemDetail},
+    413: {"description": "The body is larger than XENT_MAX_BODY_BYTES.", "model": InferenceProblem},
     415: {
         "description": "A Content-Type the protocol does not use, or a compressed body (Content-Encoding).",
-        "model": ProblemDetail,
+        "model": InferenceProblem,
     },
-    "4XX": OTHER_ERRORS,
 }
+
+#: Inference answers JSON, or (binary outputs asked for) the JSON header followed by raw tensors.
+INFER_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    200: {
+        "description": "The outputs: JSON, or with binary outputs the JSON header (its length in "
+        "`Inference-Header-Content-Length`) followed by the tensors' raw bytes.",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        "headers": {
+            "Inference-Header-Content-Length": {
+                "$ref": "#/components/headers/Inference-Header-Content-Length"
+            }
+        },
+    },
+    **ERRORS,
+}
+
+
+def not_ready(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """The 503 of a /v2 readiness route while the process drains, with its ``ready: false`` body."""
+    return {503: {"description": "Draining: finishing requests in flight before exiting.", "model": model}}
 
 
 def infer(
-    model_name: ModelName,
+    model_name: ModelNameParameter,
     request: Annotated[
         InferenceRequest,
         Body(openapi_examples={"seed": {"summary": "The article's 3-class example", "value": SEED_REQUEST}}),
@@ -97,6 +141,7 @@ def infer(
         Header(
             alias="Inference-Header-Content-Length",
             description="Length of the JSON header when binary tensors follow it.",
+            ge=0,
         ),
     ] = None,
 ) -> InferenceResponse:
@@ -105,11 +150,16 @@ def infer(
 
 
 def infer_version(
-    model_name: ModelName,
-    model_version: ModelVersion,
+    model_name: ModelNameParameter,
+    model_version: ModelVersionParameter,
     request: Annotated[InferenceRequest, Body()],
     inference_header_content_length: Annotated[
-        int | None, Header(alias="Inference-Header-Content-Length")
+        int | None,
+        Header(
+            alias="Inference-Header-Content-Length",
+            description="Length of the JSON header when binary tensors follow it.",
+            ge=0,
+        ),
     ] = None,
 ) -> InferenceResponse:
     """As ``infer``, with the version in the path."""

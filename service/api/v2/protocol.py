@@ -31,9 +31,11 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    WithJsonSchema,
 )
 from typing_extensions import TypeAliasType
 
+from service.api.arrays import MAX_DIMS_DEFAULT, nested_array_schema
 from service.api.schemas import RequestModel
 
 __all__ = [
@@ -72,7 +74,19 @@ Parameters = Annotated[dict[str, ParameterValue], Field(max_length=32)]
 MAX_TENSORS: Final = 16
 
 #: Documentation type for tensor contents: numbers or booleans, flat or nested, row-major.
-TensorData = TypeAliasType("TensorData", "list[float | bool | TensorData]")
+#: (Nested arrays of a bounded depth, which client generators can type; see ``nested_array_schema``.)
+TensorData = TypeAliasType(
+    "TensorData",
+    Annotated[
+        list[Any],
+        WithJsonSchema(
+            {
+                **nested_array_schema({"type": ["number", "boolean"]}, depth=MAX_DIMS_DEFAULT),
+                "description": "Numbers or booleans as a flat array, or nested as the shape (row-major).",
+            }
+        ),
+    ],
+)
 
 _STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 

@@ -39,9 +39,10 @@ from service.api.v2.docs import (
     BINARY_BODY,
     ERRORS,
     INFER_DESCRIPTION,
-    OTHER_ERRORS,
-    ModelName,
-    ModelVersion,
+    INFER_RESPONSES,
+    ModelNameParameter,
+    ModelVersionParameter,
+    not_ready,
 )
 from service.api.v2.docs import infer as infer_signature
 from service.api.v2.docs import infer_version as infer_version_signature
@@ -67,7 +68,7 @@ EXTENSIONS: Final = ("binary_tensor_data", "parameters")
 
 OCTET_STREAM: Final = b"application/octet-stream"
 _JSON: Final = b"application/json"
-_TAG: Final = "open inference protocol (v2)"
+_TAG: Final = "inference"
 
 
 def v2_problem(status: int, detail: str, *, headers: dict[str, str] | None = None) -> Problem:
@@ -219,18 +220,20 @@ def _metadata(model: ModelSpec) -> ModelMetadata:
     )
 
 
-async def model_metadata(model_name: ModelName) -> ModelMetadata:
+async def model_metadata(model_name: ModelNameParameter) -> ModelMetadata:
     """A model's tensors: every input it accepts (of `logits`, `probabilities` and `log_probabilities`
     send one), every output it can give, their usual datatypes, and -1 for dimensions of any size."""
     return _metadata(find_model(model_name))
 
 
-async def model_version_metadata(model_name: ModelName, model_version: ModelVersion) -> ModelMetadata:
+async def model_version_metadata(
+    model_name: ModelNameParameter, model_version: ModelVersionParameter
+) -> ModelMetadata:
     """As the model's metadata, for a version."""
     return _metadata(find_model(model_name, model_version))
 
 
-async def model_ready(model_name: ModelName, request: Request, response: Response) -> ModelReady:
+async def model_ready(model_name: ModelNameParameter, request: Request, response: Response) -> ModelReady:
     """Whether the model accepts inference (the models are pure functions: whenever the server does)."""
     model = find_model(model_name)
     ready = not _draining(request)
@@ -240,7 +243,7 @@ async def model_ready(model_name: ModelName, request: Request, response: Respons
 
 
 async def model_version_ready(
-    model_name: ModelName, model_version: ModelVersion, request: Request, response: Response
+    model_name: ModelNameParameter, model_version: ModelVersionParameter, request: Request, response: Response
 ) -> ModelReady:
     """As the model's readiness, for a version."""
     find_model(model_name, model_version)
@@ -274,6 +277,14 @@ def _fallback(routes: Sequence[BaseRoute]) -> Route:
     return Route("/v2/{path:path}", endpoint, methods=_ALL_METHODS, include_in_schema=False)
 
 
+def _get_responses(path: str, model: type[Any]) -> dict[int | str, dict[str, Any]]:
+    """A GET's own answers beyond 200: 404 for an unknown model, 503 from a probe while draining."""
+    return {
+        **({404: ERRORS[404]} if "{model_name}" in path else {}),
+        **(not_ready(model) if path.endswith("/ready") else {}),
+    }
+
+
 def v2_routes(limits: TransportLimits) -> list[BaseRoute]:
     """Every /v2 route, the catch-all last."""
 
@@ -286,7 +297,7 @@ def v2_routes(limits: TransportLimits) -> list[BaseRoute]:
             summary=summary,
             operation_id=operation_id,
             tags=[_TAG],
-            responses={404: ERRORS[404], "4XX": OTHER_ERRORS} if "{model_name}" in path else None,
+            responses=_get_responses(path, model),
         )
 
     def infer(path: str, endpoint: Any, operation_id: str) -> InferRoute:
@@ -300,7 +311,7 @@ def v2_routes(limits: TransportLimits) -> list[BaseRoute]:
             description=INFER_DESCRIPTION,
             operation_id=operation_id,
             tags=[_TAG],
-            responses=ERRORS,
+            responses=INFER_RESPONSES,
             openapi_extra=BINARY_BODY,
         )
 
