@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import version as metadata_version
 from typing import Any
 
 import httpx
@@ -97,7 +98,7 @@ def assert_error(response: httpx.Response, status: int, fragment: str) -> dict[s
 async def test_server_metadata_liveness_and_readiness(client: httpx.AsyncClient) -> None:
     metadata = (await client.get("/v2")).json()
     assert metadata["name"] == "xent-service"
-    assert metadata["version"] == "0.1.0"
+    assert metadata["version"] == metadata_version("xent-service")
     assert "binary_tensor_data" in metadata["extensions"]
     assert (await client.get("/v2/health/live")).json() == {"live": True}
     assert (await client.get("/v2/health/ready")).json() == {"ready": True}
