@@ -128,13 +128,13 @@ def free_port() -> int:
 
 @contextmanager
 def server(
-    command: list[str], port: int, env: dict[str, str] | None = None
+    command: list[str], port: int, env: dict[str, str] | None = None, log: Path | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """The server ``command`` on ``port``, ready; its output goes to ``log`` (default: nowhere)."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("XENT_")}
     environment.update(env or {})
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    with log.open("wb") if log else open(os.devnull, "wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=out, stderr=out)
     try:
         for _ in range(300):
             try:

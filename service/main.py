@@ -27,6 +27,7 @@ from service.budget import MemoryBudget, default_memory_budget
 from service.core import set_threads
 from service.lifecycle import PROCESS_LIFECYCLE, Lifecycle
 from service.memory import release_free_memory, tune_allocator
+from service.observability import access_sample_rate
 from service.settings import Settings
 
 __all__ = ["VERSION", "ServiceApp", "app_from_environment", "create_app"]
@@ -207,7 +208,7 @@ def _install_middleware(app: ServiceApp, settings: Settings, metrics: ServiceMet
             allow_headers=["authorization", "content-type", "x-request-id"],
             expose_headers=["x-request-id"],
         )
-    app.add_middleware(RequestObserver, metrics=metrics)
+    app.add_middleware(RequestObserver, metrics=metrics, access_rate=access_sample_rate(settings.access_log))
 
 
 def app_from_environment() -> ServiceApp:
