@@ -142,7 +142,10 @@ class InferRoute(RawBodyRoute):
         state = request_state(scope)
         try:
             model = find_model(path["model_name"], path.get("model_version"))
-            request = decode_request(body, header_length(scope["headers"]), self.limits.arrays)
+            binary_length = header_length(scope["headers"])
+            request = decode_request(body, binary_length, self.limits.arrays)
+            if binary_length is None:
+                body.clear()  # JSON tensors are NumPy copies now: free the body before computing
             _check_named_model(request, model, path.get("model_version"))
             encoded = encode_response(
                 model_name=model.name,
