@@ -280,18 +280,30 @@ def _key_spans(body: bytes | bytearray, key: bytes, min_span_bytes: int) -> list
         while position < limit and body[position] == ord("["):
             ndim += 1
             position = _skip_whitespace(body, position + 1)
-        found = _closing(ndim).search(body, position, limit)
-        if found is None:
+        end = _array_end(body, position, limit, ndim)
+        if end is None:
             return []
-        if found.end() - start >= min_span_bytes:
-            spans.append((start, found.end()))
+        if end - start >= min_span_bytes:
+            spans.append((start, end))
     return spans
 
 
-@functools.cache
-def _closing(ndim: int) -> re.Pattern[bytes]:
-    """``ndim`` closing brackets in a row, with the whitespace JSON allows between them."""
-    return re.compile(rb"\](?:\s*\]){%d}" % max(ndim - 1, 0))
+def _array_end(body: bytes | bytearray, position: int, limit: int, ndim: int) -> int | None:
+    """Just after the first run of ``ndim`` closing brackets (whitespace allowed between them) in
+    ``body[position:limit]``: ``bytes.find`` from one closing bracket to the next (a regular
+    expression would look at every byte of a large array in Python's matcher)."""
+    found = body.find(b"]", position, limit)
+    while found != -1:
+        end, run = found + 1, 1
+        while run < ndim:
+            after = _skip_whitespace(body, end)
+            if after >= limit or body[after] != ord("]"):
+                break
+            end, run = after + 1, run + 1
+        if run == ndim:
+            return end
+        found = body.find(b"]", end, limit)
+    return None
 
 
 def _parse_envelope(
