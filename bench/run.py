@@ -229,7 +229,7 @@ def small_requests(quick: bool) -> list[Row]:
     rows = []
     for workers in (1,) if quick else (1, 2):
         ours_port, base_port = free_port(), free_port()
-        env = {"XENT_LOG_LEVEL": "warning"}
+        env = {"XENT_LOG_LEVEL": "warning", "XENT_ACCESS_LOG": "off"}  # as quiet as the baseline
         with (
             server(service_command(ours_port, workers), ours_port, env),
             server(baseline_command(base_port, workers), base_port),
@@ -282,7 +282,7 @@ def large_requests(quick: bool) -> Row:
     repeats = 1 if quick else 3
     rounds = 2 if quick else 5
     result: Row = {"shape": [rows, classes], "body_mb": len(body) / 2**20}
-    with server(service_command(port, 1), port, {"XENT_LOG_LEVEL": "warning"}):
+    with server(service_command(port, 1), port, {"XENT_LOG_LEVEL": "warning", "XENT_ACCESS_LOG": "off"}):
         url = f"http://127.0.0.1:{port}"
         server_times: list[float] = []
         round_trips: list[float] = []
