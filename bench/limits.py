@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'ratio_on_over_off':>26}: {per_request['ratio']:.3f}")
 
     on_port, off_port = free_port(), free_port()
-    env = {"XENT_LOG_LEVEL": "warning"}
+    env = {"XENT_LOG_LEVEL": "warning", "XENT_ACCESS_LOG": "off"}  # the limits alone
     on_command = [sys.executable, "-m", "service", "--port", str(on_port)]
     unlimited = "import sys; from service.__main__ import main; main(sys.argv[1:], transport_limits=False)"
     off_command = [sys.executable, "-c", unlimited, "--port", str(off_port)]

@@ -128,13 +128,13 @@ def free_port() -> int:
 
 @contextmanager
 def server(
-    command: list[str], port: int, env: dict[str, str] | None = None
+    command: list[str], port: int, env: dict[str, str] | None = None, log: Path | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """The server ``command`` on ``port``, ready; its output goes to ``log`` (default: nowhere)."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("XENT_")}
     environment.update(env or {})
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    with log.open("wb") if log else open(os.devnull, "wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=out, stderr=out)
     try:
         for _ in range(300):
             try:
@@ -229,7 +229,7 @@ def small_requests(quick: bool) -> list[Row]:
     rows = []
     for workers in (1,) if quick else (1, 2):
         ours_port, base_port = free_port(), free_port()
-        env = {"XENT_LOG_LEVEL": "warning"}
+        env = {"XENT_LOG_LEVEL": "warning", "XENT_ACCESS_LOG": "off"}  # as quiet as the baseline
         with (
             server(service_command(ours_port, workers), ours_port, env),
             server(baseline_command(base_port, workers), base_port),
@@ -282,7 +282,7 @@ def large_requests(quick: bool) -> Row:
     repeats = 1 if quick else 3
     rounds = 2 if quick else 5
     result: Row = {"shape": [rows, classes], "body_mb": len(body) / 2**20}
-    with server(service_command(port, 1), port, {"XENT_LOG_LEVEL": "warning"}):
+    with server(service_command(port, 1), port, {"XENT_LOG_LEVEL": "warning", "XENT_ACCESS_LOG": "off"}):
         url = f"http://127.0.0.1:{port}"
         server_times: list[float] = []
         round_trips: list[float] = []

@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None, *, transport_limits: bool = True) ->
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        log_config=logging_config(settings.log_level, settings.log_format),
+        log_config=logging_config(settings.log_level, settings.log_format, settings.access_log),
         log_level=settings.log_level,
         access_log=False,  # RequestObserver writes the access log, with request ids
         timeout_graceful_shutdown=int(settings.shutdown_timeout) or 1,

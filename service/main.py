@@ -27,6 +27,7 @@ from service.budget import MemoryBudget, default_memory_budget
 from service.core import set_threads
 from service.lifecycle import PROCESS_LIFECYCLE, Lifecycle
 from service.memory import release_free_memory, tune_allocator
+from service.observability import access_sample_rate
 from service.settings import Settings
 
 __all__ = ["VERSION", "ServiceApp", "app_from_environment", "create_app"]
@@ -81,6 +82,8 @@ class ServiceApp(FastAPI):
     """
 
     lean_routes: dict[str, RawBodyRoute]
+    #: Lean routes with path parameters (/v2's infer), matched by their pattern after the fixed paths.
+    lean_templates: tuple[RawBodyRoute, ...] = ()
     front_door: ASGIApp | None = None
 
     def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
@@ -92,14 +95,26 @@ class ServiceApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.front_door is not None and scope["type"] == "http" and scope["method"] == "POST":
-            route = self.lean_routes.get(scope["path"][len(scope.get("root_path", "")) :])
-            if route is not None:
+            found = self._lean_route(scope["path"][len(scope.get("root_path", "")) :])
+            if found is not None:
                 scope["app"] = self
-                scope["route"] = route
-                scope.setdefault("path_params", {})
+                scope["route"], parameters = found
+                scope.setdefault("path_params", {}).update(parameters)
                 await self.front_door(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+    def _lean_route(self, path: str) -> tuple[RawBodyRoute, dict[str, str]] | None:
+        """The lean route for a POST to ``path`` and its path parameters, as the router would find
+        them (the routes' patterns are Starlette's own; their parameters are plain strings)."""
+        route = self.lean_routes.get(path)
+        if route is not None:
+            return route, {}
+        for template in self.lean_templates:
+            match = template.path_regex.match(path)
+            if match is not None:
+                return template, match.groupdict()
+        return None
 
 
 async def call_lean_route(scope: Scope, receive: Receive, send: Send) -> None:
@@ -144,13 +159,15 @@ def create_app(
     app.state.memory_budget = limits.budget
     lean = v1_routes(limits)
     app.router.routes.extend(lean)
-    app.router.routes.extend(v2_routes(limits))
+    v2 = v2_routes(limits)
+    app.router.routes.extend(v2)
     app.include_router(health.router)
     app.include_router(operations.router)
     install_docs(app, title=app.title)
     install_pages(app)
 
     app.lean_routes = {route.path: route for route in lean}
+    app.lean_templates = tuple(route for route in v2 if isinstance(route, RawBodyRoute))
     app.front_door = call_lean_route
     _install_middleware(app, settings, metrics)
 
@@ -209,7 +226,7 @@ def _install_middleware(app: ServiceApp, settings: Settings, metrics: ServiceMet
             allow_headers=["authorization", "content-type", "x-request-id"],
             expose_headers=["x-request-id"],
         )
-    app.add_middleware(RequestObserver, metrics=metrics)
+    app.add_middleware(RequestObserver, metrics=metrics, access_rate=access_sample_rate(settings.access_log))
 
 
 def app_from_environment() -> ServiceApp:

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.observability import access_sample_rate
+
 __all__ = ["LogLevel", "Settings"]
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
@@ -116,6 +118,14 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field(
         default="json", description="Log lines as JSON objects or as plain text (XENT_LOG_FORMAT)."
     )
+    access_log: str = Field(
+        default="on",
+        description=(
+            "The access log, one line per request (XENT_ACCESS_LOG): `on`, `off`, or `sample:R` to "
+            "write a share R (0 to 1) of the requests answered below 400 and every 4xx and 5xx. "
+            "Independent of XENT_LOG_LEVEL."
+        ),
+    )
 
     compute_threads: int = Field(
         default_factory=lambda: len(os.sched_getaffinity(0)),
@@ -196,6 +206,12 @@ class Settings(BaseSettings):
             "Most open connections per process; more get 503 and are closed at once (XENT_MAX_CONNECTIONS)."
         ),
     )
+
+    @field_validator("access_log")
+    @classmethod
+    def _access_log_setting(cls, value: str) -> str:
+        access_sample_rate(value)  # raises ValueError, which pydantic reports against the field
+        return value
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod

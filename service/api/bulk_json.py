@@ -23,14 +23,16 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Collection
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import orjson
 from numpy.typing import NDArray
 
-__all__ = ["MIN_SPAN_BYTES", "decode_bulk"]
+__all__ = ["BULK_MIN_BODY_BYTES", "MIN_SPAN_BYTES", "BulkValues", "decode_bulk", "decode_bulk_values"]
 
+#: Bodies from this size on are worth trying here first (/v1's and /v2's alike).
+BULK_MIN_BODY_BYTES: Final = 256 * 1024
 #: Arrays whose JSON text is shorter than this stay in the envelope (orjson is faster on small data).
 MIN_SPAN_BYTES: Final = 64 * 1024
 #: Bytes of array text parsed per orjson call.
@@ -202,6 +204,106 @@ def _parse_group(piece: bytes) -> NDArray[Any] | None:
     if array.dtype.kind == "f" and np.any(np.abs(array) >= _INT64_BOUND) and _LONG_INTEGER.search(piece):
         return None  # orjson reads an integer beyond 64 bits as a float; a JSON parser would not
     return array
+
+
+class BulkValues(NamedTuple):
+    """A body with its large arrays cut out: ``envelope`` holds ``placeholders[i]`` where
+    ``arrays[i]`` was."""
+
+    envelope: bytes
+    placeholders: tuple[int, ...]
+    arrays: tuple[NDArray[Any], ...]
+
+
+def decode_bulk_values(
+    body: bytes | bytearray,
+    key: str,
+    *,
+    max_dims: int = 8,
+    min_span_bytes: int = MIN_SPAN_BYTES,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> BulkValues | None:
+    """Every large numeric array that is the value of a ``key`` anywhere in the body (/v2's
+    ``inputs[i].data``, as many as there are), parsed as ``decode_bulk`` parses /v1's fields, and
+    the rest of the body with a distinct integer in place of each; or ``None`` (no large array, or
+    anything unusual) to say "parse it the ordinary way".
+
+    The caller parses the envelope as strict JSON, puts each array where its placeholder is and must
+    find each placeholder exactly once, as the value of a ``key``; otherwise it parses the body the
+    ordinary way. Then, as for ``decode_bulk``, the body was valid JSON meaning exactly that.
+    """
+    if b"\\" in body:
+        return None
+    spans = _key_spans(body, key.encode(), min_span_bytes)
+    if not spans:
+        return None
+    arrays: list[NDArray[Any]] = []
+    for start, end in spans:
+        array = _parse_numeric_array(body, start, end, max_dims, chunk_bytes)
+        if array is None:
+            return None
+        arrays.append(array)
+    placeholders = tuple(int(_PLACEHOLDER) - index for index in range(len(spans)))
+    parts: list[bytes] = []
+    position = 0
+    for (start, end), placeholder in zip(spans, placeholders, strict=True):
+        parts += [bytes(body[position:start]), b"%d" % placeholder]
+        position = end
+    parts.append(bytes(body[position:]))
+    envelope = b"".join(parts)
+    if any(envelope.count(b"%d" % placeholder) != 1 for placeholder in placeholders):
+        return None
+    return BulkValues(envelope, placeholders, tuple(arrays))
+
+
+def _key_spans(body: bytes | bytearray, key: bytes, min_span_bytes: int) -> list[tuple[int, int]]:
+    """``(start, end)`` of each large ``[...]`` value of ``key``, in order.
+
+    Without escapes every string is a pair of consecutive quotes and numeric arrays contain none. An
+    n-dimensional array of numbers ends at its first run of n closing brackets (inner arrays close
+    at most n - 1 at once); a wrong guess leaves text that does not parse, caught by what follows.
+    """
+    quotes = _quotes(body)
+    if quotes is None or len(quotes) % 2:
+        return []
+    spans: list[tuple[int, int]] = []
+    for index in range(0, len(quotes), 2):
+        opening, closing_quote = quotes[index], quotes[index + 1]
+        if body[opening + 1 : closing_quote] != key:
+            continue
+        colon = _skip_whitespace(body, closing_quote + 1)
+        start = _skip_whitespace(body, colon + 1)
+        if colon >= len(body) or body[colon] != ord(":") or start >= len(body) or body[start] != ord("["):
+            continue
+        limit = quotes[index + 2] if index + 2 < len(quotes) else len(body)
+        ndim, position = 0, start
+        while position < limit and body[position] == ord("["):
+            ndim += 1
+            position = _skip_whitespace(body, position + 1)
+        end = _array_end(body, position, limit, ndim)
+        if end is None:
+            return []
+        if end - start >= min_span_bytes:
+            spans.append((start, end))
+    return spans
+
+
+def _array_end(body: bytes | bytearray, position: int, limit: int, ndim: int) -> int | None:
+    """Just after the first run of ``ndim`` closing brackets (whitespace allowed between them) in
+    ``body[position:limit]``: ``bytes.find`` from one closing bracket to the next (a regular
+    expression would look at every byte of a large array in Python's matcher)."""
+    found = body.find(b"]", position, limit)
+    while found != -1:
+        end, run = found + 1, 1
+        while run < ndim:
+            after = _skip_whitespace(body, end)
+            if after >= limit or body[after] != ord("]"):
+                break
+            end, run = after + 1, run + 1
+        if run == ndim:
+            return end
+        found = body.find(b"]", end, limit)
+    return None
 
 
 def _parse_envelope(

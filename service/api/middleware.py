@@ -8,8 +8,9 @@ for all of it.
 sane token, a fresh one otherwise) and returns it on every response, adds ``X-Content-Type-Options:
 nosniff``, ``Cache-Control: no-store`` and ``Server-Timing`` (how long the answer took to be ready),
 counts the request in the metrics, writes one access-log line
-(method, route, status, duration, batch size, request id; never a body) and is the last line of
-defence: an exception that escapes the app becomes a logged 500 problem, never a stack trace.
+(method, route, status, duration, batch size, request id; never a body; all of them, none, or a
+sample of the successes, see ``access_rate``) and is the last line of defence: an exception that
+escapes the app becomes a logged 500 problem, never a stack trace.
 ``BearerAuth`` (inner) checks ``Authorization: Bearer <key>`` against the configured keys.
 """
 
@@ -22,6 +23,7 @@ import hmac
 import itertools
 import logging
 import os
+import random
 import re
 import time
 from collections.abc import Iterable
@@ -31,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import Problem
 from service.api.metrics import ServiceMetrics
-from service.observability import ACCESS_LOGGER, REQUEST_ID
+from service.observability import ACCESS_LOGGER, REQUEST_ID, AccessRecord, LogWriter
 
 __all__ = ["CLIENT_CLOSED_REQUEST", "BearerAuth", "HeadAsGet", "RequestObserver", "request_state"]
 
@@ -91,9 +93,13 @@ class HeadAsGet:
 
 
 class RequestObserver:
-    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics) -> None:
+    """``access_rate``: the share of requests answered below 400 whose access line is written (1: all,
+    0: none, and then no line at all); a 4xx or 5xx answer is always written unless it is 0."""
+
+    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics, access_rate: float = 1.0) -> None:
         self.app = app
         self.metrics = metrics
+        self.access_rate = access_rate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -166,7 +172,8 @@ class RequestObserver:
             elements=elements,
             problem_kinds=state.get("problem_kinds", ()),
         )
-        if access_logger.isEnabledFor(logging.INFO):
+        rate = self.access_rate
+        if rate >= 1.0 or (rate > 0.0 and (status >= 400 or random.random() < rate)):
             _log_access(scope, route, status, seconds, samples, request_id)
 
 
@@ -180,6 +187,25 @@ def _request_id(scope: Scope) -> bytes:
 
 
 def _log_access(scope: Scope, route: str, status: int, seconds: float, samples: int, request_id: str) -> None:
+    """One access-log line: straight to the process's ``LogWriter`` when it is the access logger's one
+    destination (as ``logging_config`` sets it up), as a ``LogRecord`` otherwise (tests, embedders)."""
+    if not access_logger.isEnabledFor(logging.INFO):
+        return
+    handlers = access_logger.handlers
+    if not access_logger.propagate and len(handlers) == 1 and type(handlers[0]) is LogWriter:
+        record: AccessRecord = (
+            time.time(),
+            scope["method"],
+            scope["path"],
+            route,
+            status,
+            seconds,
+            samples,
+            scope.get("client"),
+            request_id,
+        )
+        handlers[0].access(record)
+        return
     access_logger.info(
         "%s %s %d",
         scope["method"],

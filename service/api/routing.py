@@ -36,6 +36,7 @@ from starlette.types import Receive, Scope, Send
 
 from service.api.admission import BodyDeadlines, ComputeGate, reserve
 from service.api.arrays import ArrayLimits, decode_context, tensor_fields
+from service.api.bulk_json import BULK_MIN_BODY_BYTES as BULK_MIN_BODY_BYTES  # here too, as before
 from service.api.bulk_json import decode_bulk
 from service.api.errors import (
     PROBLEM_CONTENT_TYPE,
@@ -58,8 +59,6 @@ JSON_CONTENT_TYPE = b"application/json"
 _PROBLEM_CONTENT_TYPE = PROBLEM_CONTENT_TYPE.encode()
 #: Memory one number of a JSON request may hold, at most, from its body to its answer (``cost``).
 BYTES_PER_NUMBER: Final = 48
-#: Bodies from this size on try ``decode_bulk`` first (no Python object per number).
-BULK_MIN_BODY_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)

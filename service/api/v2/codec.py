@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from service.api.arrays import ArrayError, ArrayLimits, json_to_array
+from service.api.bulk_json import BULK_MIN_BODY_BYTES
 from service.api.errors import issues_from_validation_error
 from service.api.json_keys import check_keys
 from service.api.schemas import known_keys
@@ -41,6 +42,7 @@ from service.api.v2.encoding import (
     datatype_of,
     encode_response,
 )
+from service.api.v2.json_data import data_may_hold_booleans, parse_bulk
 from service.api.v2.protocol import DATATYPES, InferenceRequest, ParameterValue, RequestInput
 from service.core import InvalidInputError, Issue
 from service.core.checks import cast_to_dtype, check_finite, issues_at, raise_if
@@ -140,8 +142,8 @@ def decode_request(body: bytes | bytearray, header_length: int | None, limits: A
     else:
         header = bytes(memoryview(body)[:header_length])
         end = header_length
-    request = _parse_header(header, binary_follows=header_length is not None)
-    may_hold_booleans = _data_may_hold_booleans(header, request)
+    request, bulk_data, header = _read_header(body, header, header_length, limits)
+    may_hold_booleans = data_may_hold_booleans(header, request)
 
     tensors: list[Tensor] = []
     seen: set[str] = set()
@@ -150,7 +152,9 @@ def decode_request(body: bytes | bytearray, header_length: int | None, limits: A
         if item.name in seen:
             raise _fail((item.name,), f"input '{item.name}' is given more than once", "duplicate")
         seen.add(item.name)
-        tensor, offset = _decode_input(item, body, offset, limits, may_hold_booleans)
+        tensor, offset = _decode_input(
+            item, body, offset, limits, may_hold_booleans, bulk_data.get(len(tensors))
+        )
         tensors.append(tensor)
     if offset != size:
         extra = size - offset
@@ -177,6 +181,18 @@ def decode_request(body: bytes | bytearray, header_length: int | None, limits: A
     )
 
 
+def _read_header(
+    body: bytes | bytearray, header: bytes | bytearray, header_length: int | None, limits: ArrayLimits
+) -> tuple[InferenceRequest, dict[int, NDArray[Any]], bytes | bytearray]:
+    """The request model; the large ``data`` arrays by input index, already parsed when the body is
+    all JSON and large (``parse_bulk``); and the text that may hold booleans in the data."""
+    if header_length is None and len(body) >= BULK_MIN_BODY_BYTES:
+        bulk = parse_bulk(body, limits)
+        if bulk is not None:
+            return bulk
+    return _parse_header(header, binary_follows=header_length is not None), {}, header
+
+
 def _parse_header(header: bytes | bytearray, *, binary_follows: bool) -> InferenceRequest:
     # The deepest object of a request: inputs[i].parameters.
     check_keys(header, known_keys(InferenceRequest), max_depth=3)
@@ -195,33 +211,6 @@ def _parse_header(header: bytes | bytearray, *, binary_follows: bool) -> Inferen
             issue = Issue((), msg, issue.kind)
         fixed.append(issue)
     raise InvalidInputError(fixed)
-
-
-def _data_may_hold_booleans(header: bytes | bytearray, request: InferenceRequest) -> bool:
-    """Whether any tensor ``data`` may contain a JSON ``true``/``false``.
-
-    NumPy silently turns ``[true, 1.5]`` into ``[1.0, 1.5]``, so booleans must be looked for, but a
-    Python walk costs about a microsecond per element. Every boolean token puts ``true`` or ``false``
-    in the bytes; if the header holds no more of them than the boolean parameter values it has
-    (``binary_data``, ``binary_data_output``...), none of them is in the data. Strings that contain
-    the words only make this answer "maybe", which is safe.
-    """
-    occurrences = header.count(b"true") + header.count(b"false")
-    if occurrences == 0:
-        return False
-    known = _count_bools(request.parameters)
-    for item in request.inputs:
-        known += _count_bools(item.parameters)
-        if item.datatype == "BOOL" and item.data is not None and all(d >= 0 for d in item.shape):
-            # As many tokens as its shape has elements; if not, that input is refused anyway.
-            known += math.prod(item.shape)
-    for output in request.outputs or ():
-        known += _count_bools(output.parameters)
-    return occurrences > known
-
-
-def _count_bools(parameters: dict[str, ParameterValue] | None) -> int:
-    return sum(isinstance(value, bool) for value in (parameters or {}).values())
 
 
 def _decode_outputs(request: InferenceRequest) -> tuple[OutputRequest, ...]:
@@ -246,9 +235,15 @@ def _decode_outputs(request: InferenceRequest) -> tuple[OutputRequest, ...]:
 
 
 def _decode_input(
-    item: RequestInput, body: bytes | bytearray, offset: int, limits: ArrayLimits, may_hold_booleans: bool
+    item: RequestInput,
+    body: bytes | bytearray,
+    offset: int,
+    limits: ArrayLimits,
+    may_hold_booleans: bool,
+    bulk_data: NDArray[Any] | None = None,
 ) -> tuple[Tensor, int]:
-    """One input's array, and where the next binary blob starts."""
+    """One input's array, and where the next binary blob starts; ``bulk_data``: its ``data``, parsed
+    already by ``parse_bulk``."""
     name = item.name
     dtype = NUMPY_DTYPES.get(item.datatype)
     if dtype is None:
@@ -269,7 +264,8 @@ def _decode_input(
         if item.data is None:
             msg = f"input '{name}' has neither data nor parameters.binary_data_size"
             raise _fail((name,), msg, "missing")
-        array = _from_json(item.data, name, item.datatype, shape, limits, may_hold_booleans)
+        value = item.data if bulk_data is None else bulk_data
+        array = _from_json(value, name, item.datatype, shape, limits, may_hold_booleans)
         return Tensor(name, item.datatype, array), offset
 
     if isinstance(blob_size, bool) or not isinstance(blob_size, int):
@@ -331,7 +327,8 @@ def _from_blob(
     if not array.flags.aligned:
         # The JSON header has any length, so a blob may start at any byte. NumPy's kernels on
         # misaligned data are slow: on a 4096 x 1000 FP32 batch a core working on the array directly
-        # took 19 ms instead of 8, and one copy costs about 1 ms.
+        # took 19 ms instead of 8, and one copy costs about 1 ms. When every blob is copied, the
+        # route frees the body before computing (``routes._free``).
         array = array.copy()
     # The array shares the request's buffer: nothing downstream may write into it.
     array.flags.writeable = False

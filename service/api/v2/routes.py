@@ -15,6 +15,7 @@ limit, framing checks, large bodies computed in a worker thread) with the protoc
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any, Final
@@ -144,6 +145,7 @@ class InferRoute(RawBodyRoute):
         try:
             model = find_model(path["model_name"], path.get("model_version"))
             request = decode_request(body, header_length(scope["headers"]), self.limits.arrays)
+            _free(body)
             _check_named_model(request, model, path.get("model_version"))
             encoded = encode_response(
                 model_name=model.name,
@@ -177,6 +179,14 @@ class InferRoute(RawBodyRoute):
         return Reply(
             200, encoded.body, content_type, headers, chunks=encoded.chunks, chunks_length=encoded.length
         )
+
+
+def _free(body: bytearray) -> None:
+    """Free the body before computing when no tensor reads it in place: JSON tensors are NumPy
+    copies, and so are binary ones that were misaligned (``codec._from_blob``). An array
+    over the body's own bytes holds it (BufferError): then it stays, as it must."""
+    with contextlib.suppress(BufferError):
+        body.clear()
 
 
 # --- health and metadata ----------------------------------------------------------------------
