@@ -134,10 +134,10 @@ class InferRoute(RawBodyRoute):
     def cost(self, body: bytearray, scope: Scope) -> int:
         """As JSON's; binary tensors may hold a number in every 4 bytes (FP32, INT32; BOOL targets
         come with a 4-byte input or more), which is measured at most ``BYTES_PER_NUMBER`` each too."""
-        numbers = body.count(b",") + 1
+        json_cost = super().cost(body, scope)
         if any(name == HEADER_LENGTH for name, _ in scope["headers"]):
-            numbers += len(body) // 4
-        return len(body) + BYTES_PER_NUMBER * numbers
+            return json_cost + BYTES_PER_NUMBER * (len(body) // 4)
+        return json_cost
 
     def respond(self, body: bytearray, scope: Scope) -> Reply:
         path = scope.get("path_params", {})
