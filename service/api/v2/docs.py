@@ -130,20 +130,24 @@ def not_ready(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
     return {503: {"description": "Draining: finishing requests in flight before exiting.", "model": model}}
 
 
+#: The optional request header of both inference operations.
+InferenceHeaderLength = Annotated[
+    int | None,
+    Header(
+        alias="Inference-Header-Content-Length",
+        description="Length of the JSON header when binary tensors follow it.",
+        ge=0,
+    ),
+]
+
+
 def infer(
     model_name: ModelNameParameter,
     request: Annotated[
         InferenceRequest,
         Body(openapi_examples={"seed": {"summary": "The article's 3-class example", "value": SEED_REQUEST}}),
     ],
-    inference_header_content_length: Annotated[
-        int | None,
-        Header(
-            alias="Inference-Header-Content-Length",
-            description="Length of the JSON header when binary tensors follow it.",
-            ge=0,
-        ),
-    ] = None,
+    inference_header_content_length: InferenceHeaderLength = None,
 ) -> InferenceResponse:
     """The operation's signature, from which OpenAPI documents it; ``InferRoute.respond`` serves it."""
     raise NotImplementedError("InferRoute serves the request body itself")
@@ -153,14 +157,7 @@ def infer_version(
     model_name: ModelNameParameter,
     model_version: ModelVersionParameter,
     request: Annotated[InferenceRequest, Body()],
-    inference_header_content_length: Annotated[
-        int | None,
-        Header(
-            alias="Inference-Header-Content-Length",
-            description="Length of the JSON header when binary tensors follow it.",
-            ge=0,
-        ),
-    ] = None,
+    inference_header_content_length: InferenceHeaderLength = None,
 ) -> InferenceResponse:
     """As ``infer``, with the version in the path."""
     raise NotImplementedError("InferRoute serves the request body itself")
