@@ -23,7 +23,7 @@ import orjson
 
 from service.core import InvalidInputError, Issue
 
-__all__ = ["check_keys", "unknown_fields_issue"]
+__all__ = ["SMALL_BODY_BYTES", "UNDECIDED", "check_keys", "small_document", "unknown_fields_issue"]
 
 _QUOTE_OR_BRACE: Final = re.compile(rb'["{}]')
 _COLON_AFTER: Final = re.compile(rb"[ \t\r\n]*:")
@@ -75,24 +75,45 @@ def _decoded(key: bytes) -> str | None:
     return value
 
 
-#: Bodies up to this size are first checked the quick way (``_plainly_fine``).
+#: Bodies up to this size are first checked the quick way (``small_document``).
 SMALL_BODY_BYTES: Final = 4096
 #: A key's end: its closing quote, then the colon. Every key has one; a string value may add more.
 _KEY_END: Final = re.compile(rb'"[ \t\r\n]*:')
+#: An integer of 19 digits or more: orjson reads one beyond 64 bits as a float, pydantic-core's
+#: parser as the integer it is (and the service says it is out of range).
+_LONG_INTEGER: Final = re.compile(rb"(?<![0-9.eE])[0-9]{19,}(?![0-9.eE])")
+#: What ``small_document`` answers when the quick way cannot say.
+UNDECIDED: Final = object()
 
 
-def _plainly_fine(body: bytes | bytearray, known: Collection[str] | None) -> bool:
-    """True when a small body, parsed, has as many keys in its objects as its text has key ends,
-    and only ``known`` keys at the top: then no object repeats a key (each key of the text is one
-    of the parsed objects'), and the scan below has nothing to find. Anything else (not JSON, a
-    repeated key, a string holding ``":``) says False, and the scan decides. Parsing a small body
-    takes a few microseconds, a fraction of the scan's Python steps."""
+def small_document(body: bytes | bytearray, known: Collection[str] | None = None) -> object:
+    """A small body, parsed, when its keys are plainly fine; ``UNDECIDED`` otherwise.
+
+    Plainly fine: its objects have as many keys, parsed, as its text has key ends, and the top one
+    only ``known`` keys. Then no object repeats a key (each key of the text is one of the parsed
+    objects'), and ``check_keys`` has nothing to find. When the text has one ``{``, the top object's
+    keys are all there are; otherwise they are counted object by object. Anything else (not JSON for
+    orjson, a repeated key, a string holding ``":``, an integer orjson would read as a float) is
+    ``UNDECIDED``: ``check_keys`` scans the text, and the model's own JSON parser reads it.
+
+    Parsing a small body takes a few microseconds, a fraction of the scan's Python steps; the routes
+    validate the document this returns, which spares them a second parse.
+    """
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return False
-    if known is not None and isinstance(document, dict) and any(key not in known for key in document):
-        return False
+        return UNDECIDED
+    if isinstance(document, dict) and known is not None and any(key not in known for key in document):
+        return UNDECIDED
+    # One "{" in the text: the top object is the only one.
+    keys = len(document) if isinstance(document, dict) and body.count(b"{") == 1 else _keys_in(document)
+    if keys != len(_KEY_END.findall(body)) or _LONG_INTEGER.search(body) is not None:
+        return UNDECIDED
+    return document
+
+
+def _keys_in(document: object) -> int:
+    """The number of keys of every object in a parsed document."""
     keys = 0
     pending = [document]
     while pending:
@@ -102,7 +123,7 @@ def _plainly_fine(body: bytes | bytearray, known: Collection[str] | None) -> boo
             pending.extend(value.values())
         elif isinstance(value, list):
             pending.extend(item for item in value if isinstance(item, dict | list))
-    return keys == len(_KEY_END.findall(body))
+    return keys
 
 
 def check_keys(body: bytes | bytearray, known: Collection[str] | None = None, *, max_depth: int = 8) -> None:
@@ -117,7 +138,7 @@ def check_keys(body: bytes | bytearray, known: Collection[str] | None = None, *,
     Keys are compared as the strings they decode to (``"a"`` and ``"\\u0061"`` are the same key). A
     body that is not valid JSON may pass: the parser reports it afterwards.
     """
-    if len(body) <= SMALL_BODY_BYTES and _plainly_fine(body, known):
+    if len(body) <= SMALL_BODY_BYTES and small_document(body, known) is not UNDECIDED:
         return
     objects: list[set[str]] = []
     unknown: list[str] = []

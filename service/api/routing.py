@@ -44,7 +44,7 @@ from service.api.errors import (
     problem_from_invalid_input,
     problem_from_validation_error,
 )
-from service.api.json_keys import check_keys
+from service.api.json_keys import SMALL_BODY_BYTES, check_keys, small_document
 from service.api.middleware import request_state
 from service.api.payloads import json_body, numbers_in
 from service.api.schemas import known_keys
@@ -339,8 +339,15 @@ class LeanJSONRoute(RawBodyRoute):
                 # text) are walked for booleans, which costs less than searching the whole body.
                 context = {"limits": self.limits.arrays, "may_contain_bool": True}
                 return self._model.model_validate(document, context=context)
+        context = decode_context(body, self.limits.arrays)
+        if len(body) <= SMALL_BODY_BYTES:
+            small = small_document(body, self._known_keys)
+            if isinstance(small, dict):
+                # Parsed once, keys checked: validated as the large-body path validates its documents
+                # (the models' unknown-field check runs on a dict in either case).
+                return self._model.model_validate(small, context=context)
         self._check_keys(body)
-        return self._model.model_validate_json(body, context=decode_context(body, self.limits.arrays))
+        return self._model.model_validate_json(body, context=context)
 
     def _check_keys(self, text: bytes | bytearray) -> None:
         check_keys(text, self._known_keys, max_depth=1)  # /v1 bodies are one flat object

@@ -8,6 +8,8 @@ import httpx
 import orjson
 import pytest
 
+from service.api import routing
+
 pytestmark = pytest.mark.anyio
 
 L = [[-1, 0.5, 2], [-1, 0.5, 3]]  # the seed's logits: N = 2, C = 3
@@ -57,6 +59,8 @@ CROSS_ENTROPY: list[tuple[str, Any, list[Any] | None, str]] = [
     ("label-smoothing-above-1", body(label_smoothing=1.5), ["label_smoothing"], "label_smoothing = 1.5 is outside [0, 1]"),
     ("label-smoothing-negative", body(label_smoothing=-0.1), ["label_smoothing"], "label_smoothing = -0.1 is outside [0, 1]"),
     ("label-smoothing-string", body(label_smoothing="0.1"), ["label_smoothing"], "label_smoothing: must be a number"),
+    ("ignore-index-below-int64", b'{"logits": [[1, 2]], "target": [0], "ignore_index": -9223372036854775809}', ["ignore_index"], "ignore_index = -9223372036854775809 is outside the 64-bit integer range"),
+    ("ignore-index-above-uint64", b'{"logits": [[1, 2]], "target": [0], "ignore_index": 18446744073709551616}', ["ignore_index"], "ignore_index = 18446744073709551616 is outside the 64-bit integer range"),
     ("label-smoothing-nan", b'{"logits": [[1, 2]], "target": [0], "label_smoothing": NaN}', ["label_smoothing"], "finite number"),
     ("epsilon-zero", body(epsilon=0), ["epsilon"], "epsilon = 0.0 is outside the open interval (0, 0.5)"),
     ("epsilon-half", body(epsilon=0.5), ["epsilon"], "epsilon = 0.5 is outside the open interval (0, 0.5)"),
@@ -189,3 +193,24 @@ def test_the_tables_are_large() -> None:
     assert len(CROSS_ENTROPY) >= 30
     for table in TABLES.values():
         assert len({row[0] for row in table}) == len(table)
+
+
+def _without_request_id(response: httpx.Response) -> tuple[int, Any]:
+    problem = response.json()
+    problem.pop("request_id", None)
+    return response.status_code, problem
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "request_body"), [row[:3:2] for row in ROWS], ids=[f"{row[0]}:{row[1]}" for row in ROWS]
+)
+async def test_a_small_body_parsed_once_is_answered_as_by_the_models_json_parser(
+    client: httpx.AsyncClient, endpoint: str, request_body: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small bodies are parsed by orjson once, for their keys and for validation; with that path off,
+    pydantic-core's JSON parser reads them: every problem is the same, word for word."""
+    content = request_body if isinstance(request_body, bytes) else orjson.dumps(request_body)
+    headers = {"content-type": "application/json"}
+    parsed_once = _without_request_id(await client.post(endpoint, content=content, headers=headers))
+    monkeypatch.setattr(routing, "SMALL_BODY_BYTES", -1)
+    assert _without_request_id(await client.post(endpoint, content=content, headers=headers)) == parsed_once

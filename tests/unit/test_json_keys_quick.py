@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from service.api import json_keys
@@ -46,3 +47,22 @@ def test_repeated_keys_are_still_refused_in_small_bodies() -> None:
     assert _outcome(BODIES[1], KNOWN)[0][2] == "duplicate_key"
     assert _outcome(BODIES[8], KNOWN)[0][2] == "duplicate_key"
     assert _outcome(BODIES[0], KNOWN) == []
+
+
+def test_a_small_document_is_given_only_when_orjson_reads_it_as_pydantic_would() -> None:
+    flat = b'{"inputs": [1, 2], "id": "x"}'
+    assert json_keys.small_document(flat, KNOWN) == {"inputs": [1, 2], "id": "x"}
+    assert json_keys.small_document(BODIES[0], KNOWN) == orjson.loads(BODIES[0])
+    undecided = [
+        b'{"id": 18446744073709551616, "inputs": []}',  # orjson: a float; pydantic-core: the integer
+        b'{"id": -9223372036854775809, "inputs": []}',  # orjson: -2**63 exactly, which fits int64
+        BODIES[1],  # a repeated key
+        BODIES[3],  # a string holding '":'
+        BODIES[7],  # an unknown field
+        b'{"inputs": [NaN]}',  # not JSON for orjson
+    ]
+    for body in undecided:
+        assert json_keys.small_document(body, KNOWN) is json_keys.UNDECIDED, body
+    # Long digit runs that are not integers are read the same by both parsers.
+    long_fraction = b'{"id": 0.0391125732706874561234}'
+    assert json_keys.small_document(long_fraction, KNOWN) == {"id": 0.039112573270687456}
