@@ -15,7 +15,8 @@ One process each, on loopback; rounds alternate between the servers and the figu
 
 1. small requests (the article's example): req/s and p50/p99 from wrk (or a Python load generator
    where wrk is missing) for the service's /v1 and /v2 JSON, FastAPI's constant endpoint on the same
-   uvicorn stack (``bench/baseline_app.py``), MLServer's v2 JSON and BentoML;
+   uvicorn stack (``bench/baseline_app.py``), MLServer's v2 JSON, BentoML, and uvicorn alone (a bare
+   ASGI app answering a constant: the floor of the HTTP stack every server here stands on);
 2. a large JSON round trip (4096 x 1000 float64), and the service's /v2 with binary tensors (no peer
    here reads them: MLServer takes v2 JSON only);
 3. peak memory per body byte: the largest VmHWM in the server's process tree after the large requests;
@@ -182,6 +183,20 @@ def constant_server(port: int) -> Server:
             "validation": "none (answers a constant)",
             "logging": "uvicorn --log-level warning: no access log",
             "HTTP stack": "FastAPI + uvicorn (the service's versions), one route",
+        },
+        port=port,
+    )  # fmt: skip
+
+
+def floor_server(port: int) -> Server:
+    command = baseline_command(port, 1)
+    command[command.index("bench.baseline_app:app")] = "bench.baseline_app:bare"
+    return Server(
+        "uvicorn-alone", command, "/health", "/v1/cross-entropy", None, False, True,
+        {
+            "validation": "none (reads the body, answers a constant)",
+            "logging": "uvicorn --log-level warning: no access log",
+            "HTTP stack": "uvicorn (the service's version), a bare ASGI app: no framework",
         },
         port=port,
     )  # fmt: skip
@@ -537,8 +552,9 @@ def ratio(numerator: float | None, denominator: float | None) -> str:
 def print_table(report: Row) -> None:
     print(f"\nmachine: {report['machine']}")
     if report["dry_run"]:
-        print("\n!!! DRY RUN: NO PEER WAS INSTALLED OR MEASURED (the service and FastAPI's constant")
-        print("!!! endpoint, tiny sizes). The peer run is optional and run by hand: python -m bench.peers")
+        print("\n!!! DRY RUN: NO PEER WAS INSTALLED OR MEASURED (the service, FastAPI's constant")
+        print("!!! endpoint and uvicorn alone, tiny sizes). The peer run is optional and run by hand:")
+        print("!!! python -m bench.peers")
     for name, error in report["peer_errors"].items():
         print(f"\n!!! PEER {name.upper()} NOT MEASURED: {error}")
     small = {row["route"]: row for row in report["small_requests"]}
@@ -606,6 +622,7 @@ def main(argv: list[str] | None = None) -> None:
         servers = [
             stack.enter_context(running(service_server(free_port()), logs / "service.log")),
             stack.enter_context(running(constant_server(free_port()), logs / "constant.log")),
+            stack.enter_context(running(floor_server(free_port()), logs / "floor.log")),
         ]
         for name in [] if dry else [name.strip() for name in args.peers.split(",") if name.strip()]:
             peer = PEERS[name]

@@ -81,13 +81,14 @@ def test_the_memory_benchmark_runs(protocol: list[str]) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(TOOL_SECONDS + 60)
 def test_the_peer_benchmark_runs_dry(tmp_path: Path) -> None:
-    """``bench.peers --dry-run``: the service and FastAPI's constant endpoint only (no peer installed)."""
+    """``bench.peers --dry-run``: the service, FastAPI's constant endpoint and uvicorn alone only (no
+    peer installed)."""
     report = tmp_path / "peers.json"
     run = _run("-m", "bench.peers", "--dry-run", "--json", str(report), timeout=TOOL_SECONDS)
     data = json.loads(report.read_text())
     assert data["dry_run"] and "DRY RUN: NO PEER WAS INSTALLED OR MEASURED" in run.stdout
     small = {row["route"]: row for row in data["small_requests"]}
-    assert set(small) == {"service v1", "service v2 JSON", "fastapi-constant v1"}
+    assert set(small) == {"service v1", "service v2 JSON", "fastapi-constant v1", "uvicorn-alone v1"}
     assert all(row["rps"] > 0 for row in small.values())
     assert small["service v1"]["agrees"] and small["service v2 JSON"]["agrees"]
     large = {row["route"]: row for row in data["large_requests"]}
