@@ -163,6 +163,8 @@ def test_nan_cannot_go_as_json_but_binary_gets_the_services_message(live_server:
     with Client(live_server.url) as client:
         with pytest.raises(XentError, match="NaN and Infinity cannot be written as JSON"):
             client.softmax(logits=[1.0, float("nan")], transport="json")
+        with pytest.raises(XentError, match="JSON; the metrics and their options are /v1"):
+            client.cross_entropy(logits=[[1.0, float("nan")]], target=[0], outputs=["accuracy"])  # auto
         with pytest.raises(ProblemError) as raised:
             client.softmax(logits=[1.0, float("nan")])  # auto: sent as binary
     assert raised.value.status == 400 and raised.value.errors[0].loc[:1] == ("logits",)

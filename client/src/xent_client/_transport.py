@@ -7,7 +7,8 @@
   header naming each input's datatype, shape and ``binary_data_size``, followed by the raw
   little-endian row-major bytes of the inputs in order; the ``Inference-Header-Content-Length``
   header gives the JSON part's length. Every output is asked for as binary too
-  (``binary_data_output``) and read with ``np.frombuffer``.
+  (``binary_data_output``) and read with ``np.frombuffer``. An endpoint without a /v2 model
+  (``Endpoint.binary`` false: /v1/focal-loss) is sent as JSON whatever its size.
 
 Both compute with the same core function, so they give the same numbers to the last bit (the
 client's tests check every golden case both ways). JSON costs no more for small inputs (up to about
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
 
@@ -82,6 +83,9 @@ class Endpoint:
     #: Whether the request takes an ``outputs`` field (v1), and whether results follow ``dtype``.
     has_outputs: bool
     follows_dtype: bool
+    #: Whether the service serves it as binary tensors too (a /v2 model named ``model``); when not,
+    #: every request goes as JSON and an explicit transport="binary" is refused before sending.
+    binary: bool = True
 
 
 ENDPOINTS: Final = {
@@ -117,6 +121,17 @@ ENDPOINTS: Final = {
         ("cross_entropies", "entropies", "kl_divergences"),
         has_outputs=False,
         follows_dtype=False,
+    ),
+    "focal_loss": Endpoint(
+        "/v1/focal-loss",
+        "focal_loss",
+        ("logits",),
+        ("target", "alpha"),
+        ("loss", "count"),
+        ("losses",),
+        has_outputs=True,
+        follows_dtype=True,
+        binary=False,
     ),
 }
 
@@ -206,20 +221,8 @@ def prepare(
     result_dtype = np.dtype(np.float32 if dtype == "float32" and endpoint.follows_dtype else np.float64)
     arrays_out = tuple(outputs) if outputs is not None else endpoint.default_arrays
     names = tuple(dict.fromkeys(endpoint.scalars + arrays_out))
-    finite = all(value.dtype.kind != "f" or bool(np.isfinite(value).all()) for value in given.values())
     v1_only = any(name in _V1_ONLY for name in (*arrays_out, *chosen))
-    if transport == "auto":
-        numbers = sum(value.size for value in given.values())
-        binary = (numbers > JSON_MAX_NUMBERS or not finite) and not v1_only
-    elif transport == "binary" and v1_only:
-        raise XentError("the metrics and their options are /v1 outputs: send with transport='json' or 'auto'")
-    else:
-        binary = transport == "binary"
-        if not binary and not finite:
-            raise XentError(
-                "NaN and Infinity cannot be written as JSON; send with transport='binary' "
-                "to have the service name the position"
-            )
+    binary = _sends_binary(endpoint, transport, given.values(), v1_only)
     if not binary:
         body: dict[str, Any] = {name: _to_json(value) for name, value in given.items()}
         body.update(chosen)
@@ -260,6 +263,36 @@ def prepare(
     }
     path = f"/v2/models/{endpoint.model}/infer"
     return Prepared(endpoint, True, path, headers, (header_bytes, *blobs), result_dtype, names)
+
+
+def _sends_binary(
+    endpoint: Endpoint, transport: Transport, given: Collection[NDArray[Any]], v1_only: bool
+) -> bool:
+    """Whether the request goes as binary tensors: "auto" by size (and NaN or Infinity, which JSON
+    cannot carry), unless the endpoint or an output or option is JSON only. A transport that cannot
+    carry the request raises ``XentError`` here, before anything is sent."""
+    if transport == "binary" and not endpoint.binary:
+        raise XentError(
+            f"{endpoint.path} is served as JSON only (the service has no /v2 {endpoint.model} model): "
+            "send with transport='json' or 'auto'"
+        )
+    if transport == "binary" and v1_only:
+        raise XentError("the metrics and their options are /v1 outputs: send with transport='json' or 'auto'")
+    finite = all(value.dtype.kind != "f" or bool(np.isfinite(value).all()) for value in given)
+    can_be_binary = endpoint.binary and not v1_only
+    if transport == "auto" and can_be_binary:
+        return not finite or sum(value.size for value in given) > JSON_MAX_NUMBERS
+    if transport == "binary":
+        return True
+    if not finite:
+        if can_be_binary:
+            hint = "send with transport='binary' to have the service name the position"
+        elif not endpoint.binary:
+            hint = f"{endpoint.path} is served as JSON only"
+        else:
+            hint = "the metrics and their options are /v1 outputs"
+        raise XentError(f"NaN and Infinity cannot be written as JSON; {hint}")
+    return False
 
 
 def _to_json(array: NDArray[Any]) -> Any:
