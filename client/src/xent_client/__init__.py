@@ -13,7 +13,13 @@ service, ``TransportError`` when it cannot be reached.
 from xent_client._client import AsyncClient, Client
 from xent_client._errors import ErrorItem, ProblemError, ServiceUnavailableError, TransportError, XentError
 from xent_client._evaluate import EvaluateResult
-from xent_client._results import BinaryCrossEntropyResult, CrossEntropyResult, DivergenceResult, SoftmaxResult
+from xent_client._results import (
+    BinaryCrossEntropyResult,
+    CrossEntropyResult,
+    DivergenceResult,
+    FocalLossResult,
+    SoftmaxResult,
+)
 
 __all__ = [
     "AsyncClient",
@@ -23,6 +29,7 @@ __all__ = [
     "DivergenceResult",
     "ErrorItem",
     "EvaluateResult",
+    "FocalLossResult",
     "ProblemError",
     "ServiceUnavailableError",
     "SoftmaxResult",

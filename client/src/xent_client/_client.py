@@ -33,7 +33,13 @@ from xent_client._evaluate import (
     Plan,
     as_batches,
 )
-from xent_client._results import BinaryCrossEntropyResult, CrossEntropyResult, DivergenceResult, SoftmaxResult
+from xent_client._results import (
+    BinaryCrossEntropyResult,
+    CrossEntropyResult,
+    DivergenceResult,
+    FocalLossResult,
+    SoftmaxResult,
+)
 from xent_client._retry import RETRY_STATUSES, retryable_error, wait_before_retry
 from xent_client._transport import ENDPOINTS, Prepared, Transport, decode, prepare
 
@@ -345,6 +351,31 @@ class Client(_Base):
         )
         return DivergenceResult.from_fields(self.send(prepared))
 
+    def focal_loss(
+        self,
+        *,
+        logits: ArrayLike,
+        target: ArrayLike,
+        gamma: float | None = None,
+        alpha: ArrayLike | None = None,
+        ignore_index: int | None = None,
+        reduction: Reduction | None = None,
+        dtype: Dtype | None = None,
+        outputs: Sequence[str] | None = None,
+        transport: Transport | None = None,
+    ) -> FocalLossResult:
+        """``POST /v1/focal-loss``: the sigmoid form (``target`` of the logits' shape, ``alpha`` one
+        number) or the softmax form (class indices, ``alpha`` C class weights). Always sent as JSON:
+        the service has no /v2 model for it, so ``transport="binary"`` raises ``XentError``."""
+        prepared = prepare(
+            ENDPOINTS["focal_loss"],
+            {"logits": logits, "target": target, "alpha": alpha},
+            {"gamma": gamma, "ignore_index": ignore_index, "reduction": reduction, "dtype": dtype},
+            outputs,
+            self._transport(transport),
+        )
+        return FocalLossResult.from_fields(self.send(prepared))
+
     def evaluate(
         self,
         predictions: ArrayLike | Batches,
@@ -601,6 +632,29 @@ class AsyncClient(_Base):
             self._transport(transport),
         )
         return DivergenceResult.from_fields(await self.send(prepared))
+
+    async def focal_loss(
+        self,
+        *,
+        logits: ArrayLike,
+        target: ArrayLike,
+        gamma: float | None = None,
+        alpha: ArrayLike | None = None,
+        ignore_index: int | None = None,
+        reduction: Reduction | None = None,
+        dtype: Dtype | None = None,
+        outputs: Sequence[str] | None = None,
+        transport: Transport | None = None,
+    ) -> FocalLossResult:
+        """See ``Client.focal_loss``."""
+        prepared = prepare(
+            ENDPOINTS["focal_loss"],
+            {"logits": logits, "target": target, "alpha": alpha},
+            {"gamma": gamma, "ignore_index": ignore_index, "reduction": reduction, "dtype": dtype},
+            outputs,
+            self._transport(transport),
+        )
+        return FocalLossResult.from_fields(await self.send(prepared))
 
     async def evaluate(
         self,

@@ -9,7 +9,13 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["BinaryCrossEntropyResult", "CrossEntropyResult", "DivergenceResult", "SoftmaxResult"]
+__all__ = [
+    "BinaryCrossEntropyResult",
+    "CrossEntropyResult",
+    "DivergenceResult",
+    "FocalLossResult",
+    "SoftmaxResult",
+]
 
 FloatArray = NDArray[np.floating[Any]]
 IntArray = NDArray[np.int64]
@@ -57,6 +63,19 @@ class BinaryCrossEntropyResult(_FromFields):
     predictions: IntArray | None = None
     accuracy: float | None = None
     brier_score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FocalLossResult(_FromFields):
+    """``/v1/focal-loss``: ``loss`` is None for reduction "none" and when nothing is counted;
+    ``count`` is every element (sigmoid form) or the non-ignored targets (softmax form);
+    ``probabilities`` are the sigmoid or the softmax of the logits, ``grad`` d loss / d logits."""
+
+    loss: float | None
+    count: int
+    losses: FloatArray | None = None
+    probabilities: FloatArray | None = None
+    grad: FloatArray | None = None
 
 
 @dataclass(frozen=True, slots=True)
