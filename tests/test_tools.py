@@ -109,3 +109,15 @@ def test_the_small_path_benchmark_runs() -> None:
         if "general is" in line
     ]
     assert len(ratios) == 4 and all(ratio > 0 for ratio in ratios)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_the_request_cost_benchmark_runs() -> None:
+    run = _run("-m", "bench.request_cost", "--quick", timeout=120)
+    figures = {
+        line.rsplit(None, 1)[0].strip(): float(line.rsplit(None, 1)[1])
+        for line in run.stdout.splitlines()[1:]
+    }
+    assert figures["FastAPI constant route, whole app"] > 0
+    assert figures["service, whole app, access log on"] > figures["keys checked, parsed, validated"] > 0
