@@ -144,7 +144,8 @@ class InferRoute(RawBodyRoute):
         state = request_state(scope)
         try:
             model = find_model(path["model_name"], path.get("model_version"))
-            request = decode_request(body, header_length(scope["headers"]), self.limits.arrays)
+            # The body is given up to the tensors: the model may write its softmax over the logits.
+            request = decode_request(body, header_length(scope["headers"]), self.limits.arrays, writable=True)
             _free(body)
             _check_named_model(request, model, path.get("model_version"))
             encoded = encode_response(
