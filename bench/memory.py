@@ -136,10 +136,11 @@ def measure(
 
 
 def _outputs_bytes(rows: int, classes: int, outputs: list[str]) -> int:
-    """The outputs' own bytes: float64 / int64 arrays, (rows, classes) or (rows,) as the core says."""
-    return sum(
-        8 * rows * (classes if CROSS_ENTROPY_OUTPUTS[name].shape == "input" else 1) for name in outputs
-    )
+    """The outputs' own bytes: float64 / int64 arrays, (rows, classes) or (rows,) as the core says, or
+    scalars (/v2's ``loss`` and ``count``)."""
+    numbers = {"input": rows * classes, "batch": rows}
+    infos = [CROSS_ENTROPY_OUTPUTS.get(name) for name in outputs]
+    return sum(8 * (numbers[info.shape] if info is not None else 1) for info in infos)
 
 
 def main() -> None:
