@@ -103,7 +103,11 @@ def test_aligned_blobs_are_views_of_the_body_and_read_only() -> None:
 def test_a_body_given_up_leaves_its_blobs_writable_views_of_it() -> None:
     values = np.arange(12, dtype="<f8")
     head = json.dumps(
-        {"inputs": [{"name": "x", "datatype": "FP64", "shape": [3, 4], "parameters": {"binary_data_size": 96}}]}
+        {
+            "inputs": [
+                {"name": "x", "datatype": "FP64", "shape": [3, 4], "parameters": {"binary_data_size": 96}}
+            ]
+        }
     ).encode()
     head += b" " * (-len(head) % 8)
     body = bytearray(head + values.tobytes())
