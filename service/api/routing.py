@@ -3,9 +3,9 @@
 FastAPI documents the route from its endpoint's signature (request model, response model, examples)
 exactly as for any route. Serving it skips what costs the most on this path and adds nothing here:
 Starlette's Request/Response objects, the dependency machinery, the standard-library JSON parser,
-per-element validation of large arrays and ``jsonable_encoder``. Instead the body bytes go straight
-to pydantic-core's JSON parser (``model_validate_json``), arrays become NumPy once
-(``service.api.arrays``), and the endpoint's result, NumPy arrays included, is serialised by orjson.
+per-element validation of large arrays and ``jsonable_encoder``. Instead the body bytes go straight to
+pydantic-core's JSON parser (``model_validate_json``), arrays become NumPy once (``service.api.arrays``),
+and the endpoint's result, NumPy arrays included, is serialised by orjson.
 
 Large bodies are parsed, computed and serialised in a worker thread, at most
 ``XENT_COMPUTE_CONCURRENCY`` at a time per process (admitted once their bodies are read), so that the
@@ -153,7 +153,7 @@ class RawBodyRoute(APIRoute):
             return
         if length is not None and length <= self.limits.offload_bytes:
             try:
-                body = await self._read_body(receive, length)
+                body = await self._read_body(receive, length, scope)
             except Problem as problem:
                 await self._refuse(scope, send, problem)
                 return
@@ -171,7 +171,7 @@ class RawBodyRoute(APIRoute):
                 await reserve(
                     self.limits.budget, share, length if length is not None else self.limits.offload_bytes
                 )
-                body = await self._read_body(receive, length, share)
+                body = await self._read_body(receive, length, scope, share)
                 # Counting 100 MB of commas takes tens of milliseconds: not on the event loop.
                 cost = await anyio.to_thread.run_sync(self.cost, body, scope)
                 await reserve(self.limits.budget, share, cost)
@@ -208,6 +208,10 @@ class RawBodyRoute(APIRoute):
         follows each), measured with every output asked for (``bench/memory.py``, README).
         """
         return len(body) + BYTES_PER_NUMBER * (body.count(b",") + 1)
+
+    def padding(self, scope: Scope) -> int:
+        """Bytes to leave free before the body in its buffer (to align a part of it in memory)."""
+        return 0
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send, reply: Reply) -> None:
         """Send ``reply.chunks`` one at a time, each made in a worker thread just before it goes.
@@ -284,22 +288,19 @@ class RawBodyRoute(APIRoute):
         )
 
     async def _read_body(
-        self, receive: Receive, length: int | None, share: Reservation | None = None
+        self, receive: Receive, length: int | None, scope: Scope, share: Reservation | None = None
     ) -> bytearray:
-        """The whole body, within ``max_body_bytes``, the body's deadlines (``BodyDeadlines``) and,
-        with a ``share`` of the memory budget, that share, grown as a body of unknown length grows.
-        ``length`` is the declared Content-Length (None: not declared)."""
-        read_body = functools.partial(self._receive_body, length=length, share=share)
+        """The whole body of declared ``length`` (None: not declared), within ``max_body_bytes``, the
+        deadlines (``BodyDeadlines``) and a ``share`` of the memory budget, grown as the body grows."""
+        read_body = functools.partial(self._receive_body, length=length, share=share, pad=self.padding(scope))
         return await self.limits.deadlines.read(receive, read_body)
 
     async def _receive_body(
-        self, receive: Receive, length: int | None, share: Reservation | None = None
+        self, receive: Receive, length: int | None, share: Reservation | None = None, pad: int = 0
     ) -> bytearray:
-        """The body, read into one buffer of its declared ``length`` (within the limit and counted in
-        ``share`` already), else appended to as it comes: a growing bytearray is reallocated, and its
-        leftover copies raised the peak by up to half a 31 MB body (``bench/memory.py``). Should more
-        or less than ``length`` arrive all the same (the server frames the body by it), it is kept."""
-        body = bytearray(length or 0)
+        """The body, in one buffer of its declared ``length`` (appending reallocates: that raised the peak
+        by half a 31 MB body), else as it comes; ``pad`` bytes into its buffer, dropped at the end."""
+        body = bytearray(pad + (length or 0))
         filled = 0
         limit = self.limits.max_body_bytes
         while True:
@@ -307,14 +308,14 @@ class RawBodyRoute(APIRoute):
             if message["type"] == "http.disconnect":
                 raise _Disconnected
             chunk = message.get("body", b"")
-            body[filled : filled + len(chunk)] = chunk  # in place within ``length``, else appended
+            body[pad + filled : pad + filled + len(chunk)] = chunk  # within ``length``, else appended
             filled += len(chunk)
             if filled > limit:
                 raise self._too_large()
             if share is not None and filled > share.nbytes:
                 await reserve(self.limits.budget, share, min(limit, max(filled, 2 * share.nbytes)))
             if not message.get("more_body", False):
-                del body[filled:]
+                del body[pad + filled :], body[:pad]
                 return body
 
 

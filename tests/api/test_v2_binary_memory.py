@@ -60,7 +60,7 @@ async def test_a_body_of_declared_length_is_read_into_one_buffer_of_that_size(ap
 
     tracemalloc.start()
     try:
-        body = await route._read_body(receive, length)
+        body = await route._read_body(receive, length, {"type": "http", "headers": []})
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -89,7 +89,7 @@ def test_the_v2_binary_path_holds_one_piece_of_the_answer_beyond_the_body() -> N
             "outputs": [{"name": name, "parameters": {"binary_data": True}} for name in OUTPUTS],
         }
     )  # fmt: skip
-    header += b" " * (-len(header) % 8)  # the blobs aligned: read in place
+    header += b" " * (-len(header) % 8)  # the blobs aligned in the body: read in place
     body = bytearray(header + logits.tobytes() + target.tobytes())
     limits = ArrayLimits(max_elements=rows * classes)
     digest = hashlib.sha256()
@@ -126,15 +126,26 @@ def test_the_v2_binary_path_holds_one_piece_of_the_answer_beyond_the_body() -> N
     np.testing.assert_array_equal(softmax, expected.softmax.reshape(-1))
 
 
-async def test_the_route_gives_the_body_up_to_the_model(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+def _root(array: NDArray[Any]) -> object:
+    """What an array's memory finally belongs to: an array that owns it, or a buffer."""
+    base: object = array
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    return base
+
+
+@pytest.mark.parametrize("misaligned_by", [0, 3, 4], ids=lambda n: f"header length 8k+{n}")
+async def test_the_route_gives_its_body_up_to_the_model_with_the_blobs_aligned(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, misaligned_by: int
 ) -> None:
-    """The route's part of the above: its logits reach the core writable, given up (a read-only array
-    is never written over: tests/unit/test_spare_scores.py)."""
-    seen: list[tuple[bool, bool]] = []
+    """The route's part of the above: the logits reach the core as a writable view of the body, given
+    up (a read-only array is never written over: tests/unit/test_spare_scores.py), whatever the JSON
+    header's length: the body is read so that its blobs start aligned for FP64, not copied."""
+    seen: list[tuple[bool, bool, bool]] = []
 
     def spy(scores: NDArray[Any], *args: Any, **kwargs: Any) -> Any:
-        seen.append((scores.flags.writeable, kwargs["overwrite_scores"]))
+        in_place = isinstance(_root(scores), bytearray | memoryview)
+        seen.append((scores.flags.writeable, kwargs["overwrite_scores"], in_place))
         return cross_entropy(scores, *args, **kwargs)
 
     monkeypatch.setattr(registry, "cross_entropy", spy)
@@ -148,11 +159,14 @@ async def test_the_route_gives_the_body_up_to_the_model(
             ]
         }
     )  # fmt: skip
-    header += b" " * (-len(header) % 8)
+    header += b" " * (-len(header) % 8 + misaligned_by)
     response = await client.post(
         "/v2/models/cross_entropy/infer",
         content=header + logits.tobytes(),
         headers={"inference-header-content-length": str(len(header))},
     )
     assert response.status_code == 200, response.text
-    assert seen == [(True, True)]
+    assert seen == [(True, True, True)]
+    expected = cross_entropy(logits, np.arange(8))
+    assert expected.loss is not None
+    assert response.json()["outputs"][0]["data"] == [float(expected.loss)]
