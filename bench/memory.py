@@ -6,10 +6,14 @@
 Starts ``python -m service`` on a free loopback port (with ``XENT_MAX_BODY_BYTES`` set to the body's
 size when ``--at-limit``), warms it up with a small request, then sends the batch as JSON and reads the
 server's resident set before (VmRSS) and its peak after (VmHWM) from /proc. Prints the body size, the
-peak RSS, the growth, and both as multiples of the body. With ``--v2-binary`` the same batch goes to
-/v2 as float64 binary tensors, every output asked for as binary. With ``--compact`` the logits are
-one-digit integers (``[[3,-1,0,...``, about 2.5 bytes a number): the most numbers a body of its size
-can hold, so the growth per number (``growth_per_number``) is what bounds a request's memory.
+peak RSS, the growth, and both as multiples of the body; and, as issue 18 states its target, as
+multiples of the body plus the outputs' own bytes (``outputs_mb``: 8 bytes per number of the outputs
+asked for, as the server holds them): ``peak_over_io`` is peak RSS / (body + outputs), the idle
+process included, and ``growth_over_io`` is (peak - idle) / (body + outputs). With ``--v2-binary``
+the same batch goes to /v2 as float64 binary tensors, every output asked for as binary. With
+``--compact`` the logits are one-digit integers (``[[3,-1,0,...``, about 2.5 bytes a number): the
+most numbers a body of its size can hold, so the growth per number (``growth_per_number``) is what
+bounds a request's memory.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import orjson
+
+from service.core.vocabulary import CROSS_ENTROPY_OUTPUTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,6 +119,7 @@ def measure(
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
     size = len(body) / 1024
+    io = size + _outputs_bytes(rows, classes, outputs) / 1024
     return {
         "body_mb": size / 1024,
         "rss_before_mb": before / 1024,
@@ -122,7 +129,18 @@ def measure(
         "peak_over_body": peak / size,
         "round_trip_s": seconds,
         "response_mb": len(response.content) / 2**20,
+        "outputs_mb": (io - size) / 1024,
+        "peak_over_io": peak / io,
+        "growth_over_io": (peak - before) / io,
     }
+
+
+def _outputs_bytes(rows: int, classes: int, outputs: list[str]) -> int:
+    """The outputs' own bytes: float64 / int64 arrays, (rows, classes) or (rows,) as the core says, or
+    scalars (/v2's ``loss`` and ``count``)."""
+    numbers = {"input": rows * classes, "batch": rows}
+    infos = [CROSS_ENTROPY_OUTPUTS.get(name) for name in outputs]
+    return sum(8 * (numbers[info.shape] if info is not None else 1) for info in infos)
 
 
 def main() -> None:

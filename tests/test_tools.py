@@ -76,6 +76,9 @@ def test_the_memory_benchmark_runs(protocol: list[str]) -> None:
     }
     assert figures["body_mb"] > 0 and figures["response_mb"] > 0
     assert figures["peak_rss_mb"] >= figures["rss_before_mb"] > 0
+    # Issue 18's figures: over the body plus the outputs' own bytes, with and without the idle process.
+    assert figures["outputs_mb"] > 0
+    assert figures["peak_over_io"] > figures["growth_over_io"] >= 0
 
 
 @pytest.mark.slow

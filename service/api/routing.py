@@ -3,9 +3,9 @@
 FastAPI documents the route from its endpoint's signature (request model, response model, examples)
 exactly as for any route. Serving it skips what costs the most on this path and adds nothing here:
 Starlette's Request/Response objects, the dependency machinery, the standard-library JSON parser,
-per-element validation of large arrays and ``jsonable_encoder``. Instead the body bytes go straight
-to pydantic-core's JSON parser (``model_validate_json``), arrays become NumPy once
-(``service.api.arrays``), and the endpoint's result, NumPy arrays included, is serialised by orjson.
+per-element validation of large arrays and ``jsonable_encoder``. Instead the body bytes go straight to
+a JSON parser (``service.api.json_request``: orjson or pydantic-core's, by size), arrays become NumPy
+once (``service.api.arrays``), and the endpoint's result, NumPy arrays included, is serialised by orjson.
 
 Large bodies are parsed, computed and serialised in a worker thread, at most
 ``XENT_COMPUTE_CONCURRENCY`` at a time per process (admitted once their bodies are read), so that the
@@ -20,6 +20,7 @@ adds the JSON endpoints' body -> model -> endpoint -> JSON. Other protocols subc
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import typing
@@ -35,16 +36,15 @@ from pydantic import BaseModel, ValidationError
 from starlette.types import Receive, Scope, Send
 
 from service.api.admission import BodyDeadlines, ComputeGate, reserve
-from service.api.arrays import ArrayLimits, decode_context, tensor_fields
+from service.api.arrays import ArrayLimits, tensor_fields
 from service.api.bulk_json import BULK_MIN_BODY_BYTES as BULK_MIN_BODY_BYTES  # here too, as before
-from service.api.bulk_json import decode_bulk
 from service.api.errors import (
     PROBLEM_CONTENT_TYPE,
     Problem,
     problem_from_invalid_input,
     problem_from_validation_error,
 )
-from service.api.json_keys import SMALL_BODY_BYTES, check_keys, small_document
+from service.api.json_request import parse_json_request
 from service.api.middleware import request_state
 from service.api.payloads import json_body, numbers_in
 from service.api.schemas import known_keys
@@ -152,7 +152,7 @@ class RawBodyRoute(APIRoute):
             return
         if length is not None and length <= self.limits.offload_bytes:
             try:
-                body = await self._read_body(receive)
+                body = await self._read_body(receive, length, scope)
             except Problem as problem:
                 await self._refuse(scope, send, problem)
                 return
@@ -170,7 +170,7 @@ class RawBodyRoute(APIRoute):
                 await reserve(
                     self.limits.budget, share, length if length is not None else self.limits.offload_bytes
                 )
-                body = await self._read_body(receive, share)
+                body = await self._read_body(receive, length, scope, share)
                 # Counting 100 MB of commas takes tens of milliseconds: not on the event loop.
                 cost = await anyio.to_thread.run_sync(self.cost, body, scope)
                 await reserve(self.limits.budget, share, cost)
@@ -207,6 +207,10 @@ class RawBodyRoute(APIRoute):
         follows each), measured with every output asked for (``bench/memory.py``, README).
         """
         return len(body) + BYTES_PER_NUMBER * (body.count(b",") + 1)
+
+    def padding(self, scope: Scope) -> int:
+        """Bytes to leave free before the body in its buffer (to align a part of it in memory)."""
+        return 0
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send, reply: Reply) -> None:
         """Send ``reply.chunks`` one at a time, each made in a worker thread just before it goes.
@@ -282,30 +286,35 @@ class RawBodyRoute(APIRoute):
             413, f"the request body is larger than the limit of {limit} bytes (XENT_MAX_BODY_BYTES)"
         )
 
-    async def _read_body(self, receive: Receive, share: Reservation | None = None) -> bytearray:
-        """The whole body, within ``max_body_bytes``, the body's deadlines (``BodyDeadlines``) and,
-        with a ``share`` of the memory budget, that share, grown as a body of unknown length grows."""
-        if share is None:
-            return await self.limits.deadlines.read(receive, self._receive_body)
+    async def _read_body(
+        self, receive: Receive, length: int | None, scope: Scope, share: Reservation | None = None
+    ) -> bytearray:
+        """The whole body of declared ``length`` (None: not declared), within ``max_body_bytes``, the
+        deadlines (``BodyDeadlines``) and a ``share`` of the memory budget, grown as the body grows."""
+        read_body = functools.partial(self._receive_body, length=length, share=share, pad=self.padding(scope))
+        return await self.limits.deadlines.read(receive, read_body)
 
-        async def receive_into_share(receive: Receive) -> bytearray:
-            return await self._receive_body(receive, share)
-
-        return await self.limits.deadlines.read(receive, receive_into_share)
-
-    async def _receive_body(self, receive: Receive, share: Reservation | None = None) -> bytearray:
-        body = bytearray()
+    async def _receive_body(
+        self, receive: Receive, length: int | None, share: Reservation | None = None, pad: int = 0
+    ) -> bytearray:
+        """The body, in one buffer of its declared ``length`` (appending reallocates: that raised the peak
+        by half a 31 MB body), else as it comes; ``pad`` bytes into its buffer, dropped at the end."""
+        body = bytearray(pad + (length or 0))
+        filled = 0
         limit = self.limits.max_body_bytes
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise _Disconnected
-            body += message.get("body", b"")
-            if len(body) > limit:
+            chunk = message.get("body", b"")
+            body[pad + filled : pad + filled + len(chunk)] = chunk  # within ``length``, else appended
+            filled += len(chunk)
+            if filled > limit:
                 raise self._too_large()
-            if share is not None and len(body) > share.nbytes:
-                await reserve(self.limits.budget, share, min(limit, max(len(body), 2 * share.nbytes)))
+            if share is not None and filled > share.nbytes:
+                await reserve(self.limits.budget, share, min(limit, max(filled, 2 * share.nbytes)))
             if not message.get("more_body", False):
+                del body[pad + filled :], body[:pad]
                 return body
 
 
@@ -327,30 +336,13 @@ class LeanJSONRoute(RawBodyRoute):
         self._known_keys = known_keys(self._model)
 
     def _parse(self, body: bytearray) -> BaseModel:
-        if len(body) >= BULK_MIN_BODY_BYTES:
-            document = decode_bulk(
-                body,
-                self._array_fields,
-                max_dims=self.limits.arrays.max_dims,
-                check_envelope=self._check_keys,
-            )
-            if document is not None:
-                # The large arrays are checked already; the lists left (under MIN_SPAN_BYTES of
-                # text) are walked for booleans, which costs less than searching the whole body.
-                context = {"limits": self.limits.arrays, "may_contain_bool": True}
-                return self._model.model_validate(document, context=context)
-        context = decode_context(body, self.limits.arrays)
-        if len(body) <= SMALL_BODY_BYTES:
-            small = small_document(body, self._known_keys)
-            if isinstance(small, dict):
-                # Parsed once, keys checked: validated as the large-body path validates its documents
-                # (the models' unknown-field check runs on a dict in either case).
-                return self._model.model_validate(small, context=context)
-        self._check_keys(body)
-        return self._model.model_validate_json(body, context=context)
-
-    def _check_keys(self, text: bytes | bytearray) -> None:
-        check_keys(text, self._known_keys, max_depth=1)  # /v1 bodies are one flat object
+        return parse_json_request(
+            self._model,
+            body,
+            array_fields=self._array_fields,
+            known_keys=self._known_keys,
+            limits=self.limits.arrays,
+        )
 
     def respond(self, body: bytearray, scope: Scope) -> Reply:
         state = request_state(scope)

@@ -58,6 +58,7 @@ from service.core.scores import (
     check_sample_weight,
     prepare_class_scores,
     restore,
+    spare_x,
 )
 from service.core.softmax import FloatArray
 from service.core.vocabulary import (
@@ -127,6 +128,7 @@ def cross_entropy(
     sample_weight: NDArray[Any] | None = None,
     top_k: int = DEFAULT_TOP_K,
     calibration_bins: int = DEFAULT_CALIBRATION_BINS,
+    overwrite_scores: bool = False,
 ) -> CrossEntropyResult:
     """Cross-entropy of ``scores`` against ``target``, as ``F.cross_entropy`` / ``F.nll_loss``.
 
@@ -145,6 +147,7 @@ def cross_entropy(
         sample_weight: one non-negative weight per element, the shape of the input without the class
             dimension (module docstring); the metrics are weighted by it too.
         top_k: ``k`` of ``top_k_accuracy`` (>= 1); calibration_bins: ``B`` of ``calibration``.
+        overwrite_scores: the caller gives ``scores`` up: an output may be written over it (``spare_x``).
 
     Raises:
         InvalidInputError: listing every problem found; nothing is computed then.
@@ -159,8 +162,7 @@ def cross_entropy(
     options = _options(input_kind, ignore_index, reduction, label_smoothing, epsilon, dtype, outputs, wanted)
     # Sample weights and metrics take the general path only.
     if sample_weight is None and not wanted.names and input_kind == "logits":
-        given = (scores, target, weight, ignore_index, reduction, label_smoothing, outputs, dtype)
-        answer = _small(*given)
+        answer = _small(scores, target, weight, ignore_index, reduction, label_smoothing, outputs, dtype)
         if answer is not None:
             return answer
     problem = prepare_class_scores(scores, target, input_kind, weight, ignore_index, dtype)
@@ -168,7 +170,7 @@ def cross_entropy(
     # Overflow is possible only in results that are genuinely out of range (a sum of huge losses);
     # check_representable turns those into a clear error instead of a warning and an Infinity.
     with np.errstate(over="ignore", invalid="ignore"):  # invalid: inf / inf, weights' sums overflowing
-        result = _compute(problem, input_kind, options, v, wanted)
+        result = _compute(problem, input_kind, options, v, wanted, spare_x(problem, scores, overwrite_scores))
     raise_if(check_representable(input_kind, dtype, _may_overflow(result)))
     return result
 
@@ -244,7 +246,9 @@ def _compute(
     options: LossOptions,
     v: FloatArray | None,
     wanted: MetricOptions,
+    spare: FloatArray | None = None,
 ) -> CrossEntropyResult:
+    """The results; ``spare`` (``spare_x``) is ``problem.x`` when an output may be written over it."""
     dtype = problem.x.dtype.type
     s = dtype(options.label_smoothing)
     asked = frozenset(options.outputs)
@@ -261,7 +265,7 @@ def _compute(
     grad_divisor = dtype(1) if divisor is None else divisor
     want_grad = "grad" in outputs and divisor is not None
     if input_kind == "logits":
-        parts = from_logits(problem, plan, s, outputs, grad_divisor, want_grad=want_grad)
+        parts = from_logits(problem, plan, s, outputs, grad_divisor, want_grad=want_grad, spare=spare)
     else:
         epsilon = dtype(options.epsilon)
         parts = from_distribution(

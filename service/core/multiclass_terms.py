@@ -89,15 +89,19 @@ def from_logits(
     grad_divisor: np.floating[Any],
     *,
     want_grad: bool,
+    spare: FloatArray | None = None,
 ) -> Parts:
     """Everything from one blocked softmax pass (``kernels.softmax_row_blocks``).
+
+    ``spare`` is ``problem.x`` when it may be overwritten (``scores.spare_x``): the first batch-sized
+    output (softmax, log-softmax, gradient) is then written over it, each block once it has been read.
 
     With ``shifted = x - max`` and ``lse = log(sum(exp(shifted)))``, ``log_softmax = shifted - lse``,
     so ``-lp[i, t] = lse - shifted[i, t]`` and ``-sum_c w_c lp[i, c] = W lse - shifted . w``: the losses
     need ``lse``, the target's shifted logit and (with smoothing or soft targets) one dot product per
     row, never the whole log-softmax array.
     """
-    logit_pass = _LogitPass.allocate(problem.x, plan, s, outputs, want_grad=want_grad)
+    logit_pass = _LogitPass.allocate(problem.x, plan, s, outputs, want_grad=want_grad, spare=spare)
     logit_pass.grad_divisor = grad_divisor
     for_each_row_block(problem.x, logit_pass.consume, want_argmax=logit_pass.predictions is not None)
     return logit_pass.parts("target_probability" in outputs)
@@ -130,10 +134,17 @@ class _LogitPass:
         outputs: frozenset[str],
         *,
         want_grad: bool,
+        spare: FloatArray | None = None,
     ) -> _LogitPass:
         rows, classes = x.shape
         dtype = x.dtype.type
         empty = np.empty
+        spares = [] if spare is None else [spare]
+
+        def batch_sized() -> FloatArray:
+            # A block's rows of x are read (into the pass's scratch) before its outputs are written.
+            return spares.pop() if spares else empty(x.shape, dtype)
+
         indexed = plan.target is not None
         smoothing = indexed and s > 0
         smooth_weight = plan.class_weight if plan.class_weight is not None else np.ones(classes, dtype)
@@ -141,9 +152,9 @@ class _LogitPass:
             plan=plan,
             s=s,
             lse=empty(rows, dtype),
-            softmax=empty(x.shape, dtype) if "softmax" in outputs else None,
-            log_softmax=empty(x.shape, dtype) if "log_softmax" in outputs else None,
-            grad=empty(x.shape, dtype) if want_grad else None,
+            softmax=batch_sized() if "softmax" in outputs else None,
+            log_softmax=batch_sized() if "log_softmax" in outputs else None,
+            grad=batch_sized() if want_grad else None,
             predictions=empty(rows, np.intp) if "predictions" in outputs else None,
             picked=empty(rows, dtype) if indexed else None,
             dots=empty(rows, dtype) if smoothing or plan.soft is not None else None,

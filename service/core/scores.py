@@ -46,6 +46,7 @@ __all__ = [
     "class_last",
     "prepare_class_scores",
     "restore",
+    "spare_x",
 ]
 
 InputKind = Literal["logits", "probabilities", "log_probabilities"]
@@ -310,6 +311,21 @@ def class_last(x: NDArray[Any], class_axis: int) -> NDArray[Any]:
     if x.ndim == 2:
         return x
     return np.moveaxis(x, class_axis, -1).reshape(-1, x.shape[class_axis])
+
+
+def spare_x(problem: ClassScores, scores: NDArray[Any], given_up: bool) -> FloatArray | None:
+    """``problem.x`` when a loss may write an output over it once it has read it, else None.
+
+    That is when ``x`` is writable and C-contiguous, and either a copy made by
+    ``prepare_class_scores`` (a cast to the compute dtype, or the class-last layout of K-dimensional
+    scores) or the caller's ``scores`` themselves, ``given_up`` (a /v2 request's logits, read in place
+    from its body). Writing the softmax over the logits spares a batch-sized array; each value is
+    computed exactly as into a fresh array, so the results do not change by a bit.
+    """
+    x = problem.x
+    if not (x.flags.writeable and x.flags.c_contiguous):
+        return None
+    return x if given_up or not np.may_share_memory(x, scores) else None
 
 
 def restore(x2d: NDArray[Any], input_shape: tuple[int, ...]) -> NDArray[Any]:

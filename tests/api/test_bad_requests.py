@@ -8,7 +8,7 @@ import httpx
 import orjson
 import pytest
 
-from service.api import routing
+from service.api import json_request
 
 pytestmark = pytest.mark.anyio
 
@@ -212,5 +212,5 @@ async def test_a_small_body_parsed_once_is_answered_as_by_the_models_json_parser
     content = request_body if isinstance(request_body, bytes) else orjson.dumps(request_body)
     headers = {"content-type": "application/json"}
     parsed_once = _without_request_id(await client.post(endpoint, content=content, headers=headers))
-    monkeypatch.setattr(routing, "SMALL_BODY_BYTES", -1)
+    monkeypatch.setattr(json_request, "SMALL_BODY_BYTES", -1)
     assert _without_request_id(await client.post(endpoint, content=content, headers=headers)) == parsed_once

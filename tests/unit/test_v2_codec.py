@@ -100,6 +100,24 @@ def test_aligned_blobs_are_views_of_the_body_and_read_only() -> None:
         array[0, 0] = 1.0
 
 
+def test_a_body_given_up_leaves_its_blobs_writable_views_of_it() -> None:
+    values = np.arange(12, dtype="<f8")
+    head = json.dumps(
+        {
+            "inputs": [
+                {"name": "x", "datatype": "FP64", "shape": [3, 4], "parameters": {"binary_data_size": 96}}
+            ]
+        }
+    ).encode()
+    head += b" " * (-len(head) % 8)
+    body = bytearray(head + values.tobytes())
+    array = decode_request(body, len(head), LIMITS, writable=True).inputs[0].array
+    assert array.flags.writeable
+    array[0, 0] = 5.0  # what a model writes over an input goes into the body: nothing was copied
+    assert np.frombuffer(body, dtype="<f8", count=1, offset=len(head))[0] == 5.0
+    np.testing.assert_array_equal(array.reshape(-1)[1:], values[1:])
+
+
 def test_misaligned_blobs_are_copied_once_into_aligned_arrays() -> None:
     values = np.arange(6, dtype="<f8")
     head = json.dumps(

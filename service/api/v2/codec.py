@@ -12,7 +12,8 @@ Binary tensors are little-endian, row-major, without padding; BOOL is one byte, 
 ``binary_data_size`` must be exactly ``prod(shape) * itemsize``, the blobs must end exactly where the
 body ends, and the header length must lie within the body: anything else is refused with a message
 naming the input, never guessed at. Blobs become arrays with ``np.frombuffer`` over the request's own
-buffer (copied only when misaligned for their type) and are marked read-only.
+buffer (copied only when misaligned for their type), read-only unless the caller gives the body up
+(``writable``: a model may then write an output over an input it has read, as softmax over logits).
 
 Everything wrong raises ``InvalidInputError``, the core's error, so that the route turns protocol and
 content problems into the same kind of answer.
@@ -122,12 +123,15 @@ def header_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
     return length
 
 
-def decode_request(body: bytes | bytearray, header_length: int | None, limits: ArrayLimits) -> DecodedRequest:
+def decode_request(
+    body: bytes | bytearray, header_length: int | None, limits: ArrayLimits, *, writable: bool = False
+) -> DecodedRequest:
     """Parse a request body into its header fields and its input tensors.
 
     ``header_length`` is the request's ``Inference-Header-Content-Length`` (None: the whole body is
     JSON). Input arrays have the dtype of their datatype (``NUMPY_DTYPES``) and their declared shape,
-    except that FP32 data written as JSON is rounded to float32 only after a range check.
+    except that FP32 data written as JSON is rounded to float32 only after a range check. Binary
+    tensors are writable only with ``writable``: the caller gives its (bytearray) body up to them.
     """
     size = len(body)
     if header_length is None:
@@ -153,7 +157,7 @@ def decode_request(body: bytes | bytearray, header_length: int | None, limits: A
             raise _fail((item.name,), f"input '{item.name}' is given more than once", "duplicate")
         seen.add(item.name)
         tensor, offset = _decode_input(
-            item, body, offset, limits, may_hold_booleans, bulk_data.get(len(tensors))
+            item, body, offset, limits, may_hold_booleans, bulk_data.get(len(tensors)), writable
         )
         tensors.append(tensor)
     if offset != size:
@@ -241,9 +245,10 @@ def _decode_input(
     limits: ArrayLimits,
     may_hold_booleans: bool,
     bulk_data: NDArray[Any] | None = None,
+    writable: bool = False,
 ) -> tuple[Tensor, int]:
     """One input's array, and where the next binary blob starts; ``bulk_data``: its ``data``, parsed
-    already by ``parse_bulk``."""
+    already by ``parse_bulk``; ``writable``: as ``decode_request``'s."""
     name = item.name
     dtype = NUMPY_DTYPES.get(item.datatype)
     if dtype is None:
@@ -288,7 +293,7 @@ def _decode_input(
             f"(only {remaining} remain after the header and the inputs before it)"
         )
         raise _fail((name, "binary_data_size"), msg, "size")
-    array = _from_blob(body, offset, count, dtype, name).reshape(shape)
+    array = _from_blob(body, offset, count, dtype, name, writable).reshape(shape)
     return Tensor(name, item.datatype, array), offset + blob_size
 
 
@@ -315,7 +320,7 @@ def _check_shape(name: str, shape: list[int], limits: ArrayLimits) -> tuple[int,
 
 
 def _from_blob(
-    body: bytes | bytearray, offset: int, count: int, dtype: np.dtype[Any], name: str
+    body: bytes | bytearray, offset: int, count: int, dtype: np.dtype[Any], name: str, writable: bool
 ) -> NDArray[Any]:
     if dtype == np.bool_:
         raw = np.frombuffer(body, dtype=np.uint8, count=count, offset=offset)
@@ -330,8 +335,7 @@ def _from_blob(
         # took 19 ms instead of 8, and one copy costs about 1 ms. When every blob is copied, the
         # route frees the body before computing (``routes._free``).
         array = array.copy()
-    # The array shares the request's buffer: nothing downstream may write into it.
-    array.flags.writeable = False
+    array.flags.writeable = writable  # over the request's buffer: only if the caller gave it up
     return array
 
 

@@ -35,8 +35,11 @@ NUMPY_DTYPES: Final[dict[str, np.dtype[Any]]] = {
 
 #: Binary outputs of more bytes than this are sent as they are, a piece at a time, not joined first.
 STREAM_MIN_BLOB_BYTES: Final = 8 << 20
-#: Bytes per piece of a streamed binary output.
-BLOB_PIECE_BYTES: Final = 8 << 20
+#: Bytes per piece of a streamed binary output: each is copied once to be sent, and two may be held at
+#: once (one in the connection's buffer, the next being made); 8 MiB pieces held 15 MB more at the
+#: peak than 1 MiB ones, at no round-trip time measurable beside the noise (``bench/memory.py``,
+#: ``bench/v2_roundtrip.py``).
+BLOB_PIECE_BYTES: Final = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,7 @@ def _cross_entropy(call: Call) -> Results:
         dtype=call.dtype(scores),
         outputs=[name for name in _CE_ARRAYS if name in call.outputs],
         sample_weight=call.array("sample_weight"),
+        overwrite_scores=True,  # a request's inputs are its own: copies, or views of the body it gave up
     )
     target_probability = result.target_probability
     if target_probability is not None:

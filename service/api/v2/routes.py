@@ -31,6 +31,7 @@ from service.api.middleware import request_state
 from service.api.routing import BYTES_PER_NUMBER, RawBodyRoute, Reply, TransportLimits
 from service.api.v2.codec import (
     HEADER_LENGTH,
+    NUMPY_DTYPES,
     DecodedRequest,
     decode_request,
     encode_response,
@@ -70,6 +71,8 @@ EXTENSIONS: Final = ("binary_tensor_data", "parameters")
 OCTET_STREAM: Final = b"application/octet-stream"
 _JSON: Final = b"application/json"
 _TAG: Final = "inference"
+#: Binary tensors read in place must start at a multiple of their item size in memory.
+_WIDEST_ITEM: Final = max(dtype.itemsize for dtype in NUMPY_DTYPES.values())
 
 
 def v2_problem(status: int, detail: str, *, headers: dict[str, str] | None = None) -> Problem:
@@ -131,6 +134,16 @@ class InferRoute(RawBodyRoute):
             )
         )
 
+    def padding(self, scope: Scope) -> int:
+        """Bytes before the body in its buffer (whose start is aligned) that put the binary tensors
+        after the JSON header on a multiple of any item size: read in place, never copied
+        (``codec._from_blob``), whatever the header's length, which is known before the body."""
+        try:
+            length = header_length(scope["headers"])
+        except InvalidInputError:
+            return 0  # refused once the body is read
+        return 0 if length is None else -length % _WIDEST_ITEM
+
     def cost(self, body: bytearray, scope: Scope) -> int:
         """As JSON's; binary tensors may hold a number in every 4 bytes (FP32, INT32; BOOL targets
         come with a 4-byte input or more), which is measured at most ``BYTES_PER_NUMBER`` each too."""
@@ -144,7 +157,8 @@ class InferRoute(RawBodyRoute):
         state = request_state(scope)
         try:
             model = find_model(path["model_name"], path.get("model_version"))
-            request = decode_request(body, header_length(scope["headers"]), self.limits.arrays)
+            # The body is given up to the tensors: the model may write its softmax over the logits.
+            request = decode_request(body, header_length(scope["headers"]), self.limits.arrays, writable=True)
             _free(body)
             _check_named_model(request, model, path.get("model_version"))
             encoded = encode_response(
