@@ -133,3 +133,67 @@ def test_the_console_script_is_installed(live_server: LiveServer, files: dict[st
     assert json.loads(result.stdout)["loss"] == SEED_LOSS
     usage = subprocess.run([str(xent), "evaluate"], capture_output=True, text=True, timeout=60, check=False)
     assert usage.returncode == 2 and "PRED" in usage.stderr
+
+
+def test_metrics_are_those_of_client_evaluate(
+    live_server: LiveServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--metrics`` (with ``--top-k``, ``--calibration-bins``, ``--sample-weight``) prints what
+    ``Client.evaluate`` returns for the same call, several requests combined."""
+    from xent_client import Client
+
+    rng = np.random.default_rng(7)
+    logits, target, weights = rng.normal(size=(3000, 6)), rng.integers(0, 6, 3000), rng.random(3000)
+    for name, array in (("p", logits), ("l", target), ("w", weights)):
+        np.save(tmp_path / f"{name}.npy", array)
+    names = "accuracy,top_k_accuracy,perplexity,brier_score,calibration"
+    files = [str(tmp_path / "p.npy"), str(tmp_path / "l.npy")]
+    options = ["--top-k", "2", "--calibration-bins", "4", "--sample-weight", str(tmp_path / "w.npy")]
+    status, out, err = run(
+        capsys, "evaluate", "--url", live_server.url, *files, "--metrics", names, *options,
+        "--request-bytes", "100000", "--json",
+    )  # fmt: skip
+    assert (status, err) == (0, "")
+    summary = json.loads(out)
+    assert summary["requests"] > 1
+    with Client(live_server.url) as client:
+        want = client.evaluate(
+            logits, target, sample_weight=weights, metrics=names.split(","), top_k=2, calibration_bins=4,
+            request_bytes=100000,
+        )  # fmt: skip
+    assert summary["loss"] == pytest.approx(want.loss, rel=1e-12)
+    for name in ("accuracy", "top_k_accuracy", "perplexity", "brier_score"):
+        assert summary[name] == pytest.approx(getattr(want, name), rel=1e-12), name
+    assert want.calibration is not None
+    assert summary["calibration"]["ece"] == pytest.approx(want.calibration["ece"], rel=1e-12)
+    assert summary["calibration"]["count"] == want.calibration["count"].tolist()
+    # The text form prints one line per metric, the calibration as its expected calibration error.
+    status, out, err = run(
+        capsys, "evaluate", "--url", live_server.url, *files, "--metrics", "accuracy,calibration", *options
+    )
+    assert status == 0
+    lines = dict(line.split(" ", 1) for line in out.splitlines())
+    assert float(lines["accuracy"]) == pytest.approx(want.accuracy, rel=1e-12)
+    assert float(lines["calibration_error"].split()[-1]) == pytest.approx(want.calibration["ece"], rel=1e-12)
+
+
+def test_empty_calibration_bins_are_null_in_json(
+    live_server: LiveServer, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [str(files["p.npy"]), str(files["l.npy"]), "--metrics", "calibration", "--json"]
+    status, out, _ = run(capsys, "evaluate", "--url", live_server.url, *argv)
+    assert status == 0
+    assert "NaN" not in out  # strict JSON
+    bins = json.loads(out)["calibration"]
+    assert None in bins["accuracy"] and len(bins["edges"]) == 16
+
+
+def test_an_unknown_or_per_sample_metric_is_a_command_line_error(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    for names in ("entropy", "accuracy,speed"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["evaluate", "--url", "http://127.0.0.1:9", str(files["p.npy"]), str(files["l.npy"]),
+                  "--metrics", names])  # fmt: skip
+        assert exit_info.value.code == 2
+        assert "not one of accuracy, top_k_accuracy" in capsys.readouterr().err

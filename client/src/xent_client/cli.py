@@ -5,8 +5,10 @@
 reads predictions (N, C, ...) and labels from ``.npy`` (memory-mapped, so files larger than memory
 work), ``.npz`` (the file's only array, or ``FILE.npz:NAME``) or ``.csv`` (one row per sample, comma
 separated, an optional header line), and prints the mean loss, the count and the time taken; ``--json``
-prints one JSON object instead, ``--losses OUT.npy`` saves the per-sample losses. Any error ends it
-with exit status 1 and one line on stderr saying why (2 for a wrong command line).
+prints one JSON object instead, ``--losses OUT.npy`` saves the per-sample losses. ``--metrics`` adds
+the dataset's metrics, combined exactly across the requests as ``Client.evaluate`` combines them
+(``--top-k``, ``--calibration-bins``; ``--sample-weight FILE`` weighs the loss and the metrics). Any
+error ends it with exit status 1 and one line on stderr saying why (2 for a wrong command line).
 """
 
 from __future__ import annotations
@@ -24,7 +26,11 @@ from numpy.typing import NDArray
 
 from xent_client._client import Client
 from xent_client._errors import ProblemError, XentError
-from xent_client._evaluate import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ELEMENTS
+from xent_client._evaluate import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ELEMENTS, METRICS
+
+#: The metrics the command line prints: one number each (``entropy``, one per sample, is the Python
+#: client's); ``calibration`` prints its expected calibration error, and with ``--json`` its bins.
+CLI_METRICS = tuple(name for name in METRICS if name != "entropy")
 
 __all__ = ["load_array", "main"]
 
@@ -116,10 +122,30 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--retries", type=int, default=3)
     evaluate.add_argument("--losses", metavar="OUT.npy", help="save per-sample losses, in input order")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument(
+        "--metrics",
+        type=_metric_names,
+        default=(),
+        metavar="NAMES",
+        help=f"comma-separated, any of: {', '.join(CLI_METRICS)}",
+    )
+    evaluate.add_argument("--top-k", type=int, help="k of top_k_accuracy (the service's default 5)")
+    evaluate.add_argument("--calibration-bins", type=int, help="bins of calibration (default 15)")
+    evaluate.add_argument(
+        "--sample-weight", metavar="FILE", help="one weight per target: a .npy/.npz/.csv file (N, ...)"
+    )
     bar = evaluate.add_mutually_exclusive_group()
     bar.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show one")
     return parser
+
+
+def _metric_names(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in CLI_METRICS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"{', '.join(unknown)}: not one of {', '.join(CLI_METRICS)}")
+    return names
 
 
 def _weight(spec: str | None) -> NDArray[np.float64] | None:
@@ -140,6 +166,7 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
         raise XentError(f"--losses {args.losses}: the losses are saved as .npy")
     predictions = load_array(args.pred, labels=False)
     labels = load_array(args.labels, labels=True)
+    sample_weight = None if args.sample_weight is None else load_array(args.sample_weight, labels=False)
     with Client(
         args.url,
         api_key=args.api_key,
@@ -161,8 +188,12 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
             progress=args.progress,
             transport=args.transport,
             request_bytes=args.request_bytes,
+            sample_weight=sample_weight,
+            metrics=args.metrics,
+            top_k=args.top_k,
+            calibration_bins=args.calibration_bins,
         )
-    return {
+    summary: dict[str, Any] = {
         "loss": result.loss,
         "count": result.count,
         "rows": result.rows,
@@ -170,6 +201,20 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": round(result.seconds, 6),
         "rows_per_second": round(result.rows / result.seconds) if result.seconds > 0 else None,
     }
+    for name in args.metrics:
+        summary[name] = _plain(getattr(result, name))
+    return summary
+
+
+def _plain(value: Any) -> Any:
+    """A metric as JSON can hold it: arrays as lists, NaN (an empty calibration bin) as null."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, np.ndarray | list | tuple):
+        return [_plain(item) for item in np.asarray(value).tolist()]
+    if isinstance(value, float | np.floating) and not np.isfinite(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _one_line(error: BaseException) -> str:
@@ -195,6 +240,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         loss = "null (no target counted)" if summary["loss"] is None else repr(summary["loss"])
         print(f"loss {loss}")
         print(f"count {summary['count']}")
+        for name in args.metrics:
+            value = summary[name]
+            if name == "calibration":
+                value = None if value is None else value["ece"]
+                name = "calibration_error (ECE)"
+            print(f"{name} {'null (no weight counted)' if value is None else repr(value)}")
         print(
             f"time {summary['seconds']:.3f} s for {summary['rows']} rows in {summary['requests']} requests "
             f"({summary['rows_per_second']} rows/s)"
