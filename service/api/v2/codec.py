@@ -43,7 +43,8 @@ from service.api.v2.encoding import (
     encode_response,
 )
 from service.api.v2.json_data import data_may_hold_booleans, parse_bulk
-from service.api.v2.protocol import DATATYPES, InferenceRequest, ParameterValue, RequestInput
+from service.api.v2.plain import Header, HeaderInput, plain_header
+from service.api.v2.protocol import DATATYPES, InferenceRequest, ParameterValue
 from service.core import InvalidInputError, Issue
 from service.core.checks import cast_to_dtype, check_finite, issues_at, raise_if
 
@@ -183,7 +184,7 @@ def decode_request(body: bytes | bytearray, header_length: int | None, limits: A
 
 def _read_header(
     body: bytes | bytearray, header: bytes | bytearray, header_length: int | None, limits: ArrayLimits
-) -> tuple[InferenceRequest, dict[int, NDArray[Any]], bytes | bytearray]:
+) -> tuple[Header, dict[int, NDArray[Any]], bytes | bytearray]:
     """The request model; the large ``data`` arrays by input index, already parsed when the body is
     all JSON and large (``parse_bulk``); and the text that may hold booleans in the data."""
     if header_length is None and len(body) >= BULK_MIN_BODY_BYTES:
@@ -193,7 +194,10 @@ def _read_header(
     return _parse_header(header, binary_follows=header_length is not None), {}, header
 
 
-def _parse_header(header: bytes | bytearray, *, binary_follows: bool) -> InferenceRequest:
+def _parse_header(header: bytes | bytearray, *, binary_follows: bool) -> Header:
+    plain = plain_header(header)
+    if plain is not None:
+        return plain
     # The deepest object of a request: inputs[i].parameters.
     check_keys(header, known_keys(InferenceRequest), max_depth=3)
     try:
@@ -213,7 +217,7 @@ def _parse_header(header: bytes | bytearray, *, binary_follows: bool) -> Inferen
     raise InvalidInputError(fixed)
 
 
-def _decode_outputs(request: InferenceRequest) -> tuple[OutputRequest, ...]:
+def _decode_outputs(request: Header) -> tuple[OutputRequest, ...]:
     outputs: list[OutputRequest] = []
     seen: set[str] = set()
     for item in request.outputs or ():
@@ -235,7 +239,7 @@ def _decode_outputs(request: InferenceRequest) -> tuple[OutputRequest, ...]:
 
 
 def _decode_input(
-    item: RequestInput,
+    item: HeaderInput,
     body: bytes | bytearray,
     offset: int,
     limits: ArrayLimits,
