@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import orjson
@@ -68,8 +67,7 @@ HEADER_LENGTH: Final = b"inference-header-content-length"
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class Tensor:
+class Tensor(NamedTuple):
     """An input as the request declared it: name, datatype, and the array of that dtype and shape."""
 
     name: str
@@ -77,16 +75,14 @@ class Tensor:
     array: NDArray[Any]
 
 
-@dataclass(frozen=True, slots=True)
-class OutputRequest:
+class OutputRequest(NamedTuple):
     """A requested output; ``binary`` is None when the request leaves it to ``binary_data_output``."""
 
     name: str
     binary: bool | None
 
 
-@dataclass(frozen=True, slots=True)
-class DecodedRequest:
+class DecodedRequest(NamedTuple):
     """An inference request with its tensors as arrays and the protocol's own parameters taken out."""
 
     id: str | None

@@ -5,8 +5,7 @@ their buffer after the JSON header, whose length goes in the response's
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import orjson
@@ -39,8 +38,7 @@ STREAM_MIN_BLOB_BYTES: Final = 8 << 20
 BLOB_PIECE_BYTES: Final = 8 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class OutputTensor:
+class OutputTensor(NamedTuple):
     """An output to send: ``binary`` puts its bytes after the JSON header instead of in ``data``."""
 
     name: str
@@ -48,8 +46,7 @@ class OutputTensor:
     binary: bool
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedResponse:
+class EncodedResponse(NamedTuple):
     """The response body; ``header_length`` is set (for the header of that name) when blobs follow.
 
     A large body comes as ``chunks`` instead (``body`` is then empty), made one at a time as they are
