@@ -221,7 +221,7 @@ def _decode_outputs(request: Header) -> tuple[OutputRequest, ...]:
             msg = f"output '{item.name}' is requested more than once"
             raise _fail(("outputs", item.name), msg, "duplicate")
         seen.add(item.name)
-        parameters = dict(item.parameters or {})
+        parameters = dict(item.parameters) if item.parameters else {}
         value = parameters.pop("binary_data", None)
         if value is not None and not isinstance(value, bool):
             msg = f"output '{item.name}': binary_data must be true or false, not {_json(value)}"
@@ -252,7 +252,7 @@ def _decode_input(
     shape = _check_shape(name, item.shape, limits)
     count = math.prod(shape)
 
-    parameters = dict(item.parameters or {})
+    parameters = dict(item.parameters) if item.parameters else {}
     blob_size = parameters.pop("binary_data_size", None)
     if parameters:
         unknown = ", ".join(sorted(parameters))
@@ -265,7 +265,7 @@ def _decode_input(
             msg = f"input '{name}' has neither data nor parameters.binary_data_size"
             raise _fail((name,), msg, "missing")
         value = item.data if bulk_data is None else bulk_data
-        array = _from_json(value, name, item.datatype, shape, limits, may_hold_booleans)
+        array = _from_json(value, name, item.datatype, shape, count, limits, may_hold_booleans)
         return Tensor(name, item.datatype, array), offset
 
     if isinstance(blob_size, bool) or not isinstance(blob_size, int):
@@ -340,6 +340,7 @@ def _from_json(
     name: str,
     datatype: str,
     shape: tuple[int, ...],
+    count: int,
     limits: ArrayLimits,
     may_hold_booleans: bool,
 ) -> NDArray[Any]:
@@ -357,7 +358,6 @@ def _from_json(
             )
         except ArrayError as error:
             raise _fail((name, *error.path), error.msg, error.kind) from None
-    count = math.prod(shape)
     if array.size != count:
         msg = f"input '{name}': shape {list(shape)} has {count} element(s), but its data has {array.size}"
         raise _fail((name, "data"), msg, "size")
@@ -367,7 +367,8 @@ def _from_json(
             "send it flat (row-major) or nested as the shape"
         )
         raise _fail((name, "data"), msg, "shape")
-    array = array.reshape(shape)
+    if array.shape != shape:
+        array = array.reshape(shape)
     if datatype in {"INT32", "INT64"}:
         return _integers(array, name, datatype)
     if datatype == "FP32":

@@ -137,22 +137,22 @@ def plain_header(body: bytes | bytearray) -> Header | None:
 def _header(document: Any) -> tuple[PlainHeader, int]:
     """The header, and how many keys its objects have (``_NotPlain`` for anything unusual)."""
     fields = _object(document, _TOP_KEYS)
-    keys = len(fields)
-    parameters, count = _parameters(fields.get("parameters"))
-    keys += count
+    parameters = _parameters(fields.get("parameters"))
+    keys = len(fields) + (len(parameters) if parameters else 0)
     inputs: list[HeaderInput] = []
     for item in _list(fields.get("inputs", _MISSING)):
-        value, count = _input(item)
-        inputs.append(value)
-        keys += count
+        tensor = _input(item)
+        inputs.append(tensor)
+        keys += len(item) + (len(tensor.parameters) if tensor.parameters else 0)
     outputs: list[HeaderOutput] | None = None
     if (listed := fields.get("outputs")) is not None:
         outputs = []
         for item in _list(listed):
-            entry = _object(item, _OUTPUT_KEYS)
-            output_parameters, count = _parameters(entry.get("parameters"))
-            outputs.append(PlainOutput(_text(entry.get("name", _MISSING)), output_parameters))
-            keys += len(entry) + count
+            output = PlainOutput(
+                _text(_object(item, _OUTPUT_KEYS).get("name", _MISSING)), _parameters(item.get("parameters"))
+            )
+            outputs.append(output)
+            keys += len(item) + (len(output.parameters) if output.parameters else 0)
     plain = PlainHeader(
         id=_optional_text(fields.get("id")),
         model_name=_optional_text(fields.get("model_name")),
@@ -164,7 +164,7 @@ def _header(document: Any) -> tuple[PlainHeader, int]:
     return plain, keys
 
 
-def _input(value: Any) -> tuple[PlainInput, int]:
+def _input(value: Any) -> PlainInput:
     fields = _object(value, _INPUT_KEYS)
     shape = fields.get("shape", _MISSING)
     if type(shape) is not list or len(shape) > MAX_SHAPE_DIMS:
@@ -172,9 +172,8 @@ def _input(value: Any) -> tuple[PlainInput, int]:
     for dimension in shape:
         if type(dimension) is not int or not 0 <= dimension < _INT64_END:
             raise _NotPlain
-    parameters, count = _parameters(fields.get("parameters"))
     name, datatype = _text(fields.get("name", _MISSING)), _text(fields.get("datatype", _MISSING))
-    return PlainInput(name, shape, datatype, parameters, fields.get("data")), len(fields) + count
+    return PlainInput(name, shape, datatype, _parameters(fields.get("parameters")), fields.get("data"))
 
 
 def _object(value: Any, known: frozenset[str]) -> dict[str, Any]:
@@ -199,11 +198,11 @@ def _optional_text(value: Any) -> str | None:
     return None if value is None else _text(value)
 
 
-def _parameters(value: Any) -> tuple[dict[str, ParameterValue] | None, int]:
-    """Parameters and their number: booleans, strings, 64-bit integers and finite floats, at most
-    ``MAX_PARAMETERS``. (A float of 2**63 or more may have been an integer beyond 64 bits.)"""
+def _parameters(value: Any) -> dict[str, ParameterValue] | None:
+    """Parameters: booleans, strings, 64-bit integers and finite floats, at most ``MAX_PARAMETERS``.
+    (A float of 2**63 or more may have been an integer beyond 64 bits.)"""
     if value is None:
-        return None, 0
+        return None
     if type(value) is not dict or len(value) > MAX_PARAMETERS:
         raise _NotPlain
     for item in value.values():
@@ -216,4 +215,4 @@ def _parameters(value: Any) -> tuple[dict[str, ParameterValue] | None, int]:
                 raise _NotPlain
         elif kind is not bool and kind is not str:
             raise _NotPlain
-    return value, len(value)
+    return value
