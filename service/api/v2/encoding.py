@@ -82,6 +82,7 @@ def encode_response(
     """
     entries: list[dict[str, Any]] = []
     blobs: list[memoryview] = []
+    numbers = 0  # in the JSON outputs
     for output in outputs:
         # Not np.ascontiguousarray: it turns a 0-d array (a scalar of shape []) into shape [1].
         array = output.array if output.array.flags.c_contiguous else output.array.copy(order="C")
@@ -97,13 +98,14 @@ def encode_response(
             entry["parameters"] = {"binary_data_size": little.nbytes}
         else:
             entry["data"] = flat
+            numbers += flat.size
         entries.append(entry)
     document: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
     if request_id is not None:
         document["id"] = request_id
     document["outputs"] = entries
     if not blobs:
-        body, chunks = json_body(document, sum(entry["data"].size for entry in entries))
+        body, chunks = json_body(document, numbers)
         return EncodedResponse(body, None, chunks=chunks)
     header = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
     blob_bytes = sum(blob.nbytes for blob in blobs)
