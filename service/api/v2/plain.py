@@ -19,7 +19,8 @@ request model and the plain classes here both are.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final, NamedTuple, Protocol
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
 
 import orjson
 
@@ -79,7 +80,10 @@ class Header(Protocol):
     def outputs(self) -> Sequence[HeaderOutput] | None: ...
 
 
-class PlainInput(NamedTuple):
+# Not frozen: a frozen dataclass or a NamedTuple costs two to three times as much to make, and these
+# live only while the codec reads them.
+@dataclass(slots=True)
+class PlainInput:
     name: str
     shape: list[int]
     datatype: str
@@ -87,12 +91,14 @@ class PlainInput(NamedTuple):
     data: Any
 
 
-class PlainOutput(NamedTuple):
+@dataclass(slots=True)
+class PlainOutput:
     name: str
     parameters: dict[str, ParameterValue] | None
 
 
-class PlainHeader(NamedTuple):
+@dataclass(slots=True)
+class PlainHeader:
     id: str | None
     model_name: str | None
     model_version: str | None
