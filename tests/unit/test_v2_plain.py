@@ -31,7 +31,7 @@ PLAIN = [
     '{"inputs": [{"name": "x", "datatype": "FP64", "shape": [2], "data": [999999999999999999, -999999999999999999]}], "parameters": {"big": 9.2e18, "small": -9.2e18}}',
     '{"inputs": []}',
     ' \n{ "inputs" : [ { "name" : "t" , "shape" : [ 1 ] , "datatype" : "INT64" , "data" : [ 0 ] } ] }\t',
-    '{"id": "a: {b} [c], d", "inputs": []}',
+    '{"id": "a {b} [c], d", "inputs": []}',
 ]
 
 NOT_PLAIN = {
@@ -71,6 +71,7 @@ NOT_PLAIN = {
     "a repeated key in an input": '{"inputs": [{"name": "t", "name": "t", "datatype": "INT64", "shape": [1], "data": [0]}]}',
     "a repeated key in the data": '{"inputs": [{"name": "t", "datatype": "INT64", "shape": [1], "data": [{"a": 1, "a": 2}]}]}',
     "a key in the data": '{"inputs": [{"name": "t", "datatype": "INT64", "shape": [1], "data": [{"a": 1}]}]}',
+    "a colon in a string": f'{{"id": "a: b", "inputs": [{TARGET}]}}',
     "a body over 4096 bytes": f'{{"inputs": [{TARGET}], "id": "{"x" * 4096}"}}',
 }
 

@@ -1,7 +1,7 @@
 """A small all-JSON request header read without pydantic, when it is plainly valid.
 
 ``InferenceRequest.model_validate_json`` with the key check before it (``json_keys.check_keys``) costs
-about 20 microseconds on the article's example, a fifth of a small request's time in the service.
+about 19 microseconds on the article's example, a sixth of a small request's time in the service.
 ``plain_header`` reads such a body with one ``orjson.loads`` and a few type checks, and answers only
 when the body is certainly what the request model accepts, with the same values; anything else (an
 unknown key, a wrong type, a string with an escape...) returns None and the model reads the body, with
@@ -10,7 +10,9 @@ its error messages. So there is no second set of rules to keep in step, only a s
 * no backslash in the body: every string is its bytes between quotes, as pydantic reads it;
 * no run of 19 digits: orjson reads an integer beyond 64 bits as a float, pydantic as an integer;
   with at most 18 digits both read the same integer, and both round a float the same way;
-* as many keys in the parsed objects as key ends (``":``) in the text: no object repeats a key.
+* as many keys in the parsed objects as colons in the text: a JSON text has a colon after each key
+  and nowhere else outside strings, so then no object repeats a key (nor has a key the walk did not
+  count). A string holding a colon makes the count larger, and the model reads that body.
 
 ``Header``, ``HeaderInput`` and ``HeaderOutput`` are what the codec reads of a header, which the
 request model and the plain classes here both are.
@@ -24,7 +26,7 @@ from typing import Any, Final, Protocol
 
 import orjson
 
-from service.api.json_keys import _KEY_END, SMALL_BODY_BYTES
+from service.api.json_keys import SMALL_BODY_BYTES
 from service.api.schemas import known_keys
 from service.api.v2.protocol import (
     MAX_PARAMETERS,
@@ -137,7 +139,7 @@ def plain_header(body: bytes | bytearray) -> Header | None:
         header, keys = _header(document)
     except _NotPlain:
         return None
-    return header if keys == len(_KEY_END.findall(body)) else None
+    return header if keys == body.count(b":") else None
 
 
 def _header(document: Any) -> tuple[PlainHeader, int]:
