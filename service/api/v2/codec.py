@@ -181,8 +181,9 @@ def decode_request(body: bytes | bytearray, header_length: int | None, limits: A
 def _read_header(
     body: bytes | bytearray, header: bytes | bytearray, header_length: int | None, limits: ArrayLimits
 ) -> tuple[Header, dict[int, NDArray[Any]], bytes | bytearray]:
-    """The request model; the large ``data`` arrays by input index, already parsed when the body is
-    all JSON and large (``parse_bulk``); and the text that may hold booleans in the data."""
+    """The header (``plain_header``'s when it is plainly valid, else the request model); the large
+    ``data`` arrays by input index, already parsed when the body is all JSON and large
+    (``parse_bulk``); and the text that may hold booleans in the data."""
     if header_length is None and len(body) >= BULK_MIN_BODY_BYTES:
         bulk = parse_bulk(body, limits)
         if bulk is not None:
