@@ -52,13 +52,12 @@ from numpy.typing import NDArray
 
 from bench.memory import _v2_binary_body
 from bench.peer_apps.compute import cross_entropy
-from bench.run import SEED_BODY, baseline_command, free_port, post_raw, python_load, wrk
+from bench.run import SEED_BODY, V2_PATH, baseline_command, free_port, post_raw, python_load, wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "bench" / "peer_apps"
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_CACHE = Path.home() / ".cache" / "xent-service" / "peers"
-V2_PATH = "/v2/models/cross_entropy/infer"
 JSON = {"content-type": "application/json"}
 
 Row = dict[str, Any]

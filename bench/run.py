@@ -3,6 +3,7 @@
     pip install -e '.[test,bench]'   # torch==2.13.0 from this machine's disk; Debian's wrk for load
     python -m bench.run              # about five minutes; prints the table, writes bench/results/
     python -m bench.run --quick      # seconds: tiny sizes, to check that the suite runs
+    python -m bench.run --small-only # about three minutes: section 2 alone
 
 Every figure is a ratio of two things measured in the same run, interleaved, with medians over
 repeats, because the machines here are shared and noisy:
@@ -11,7 +12,8 @@ repeats, because the machines here are shared and noisy:
    ``F.cross_entropy(reduction="none")`` + ``torch.softmax`` on the same arrays (target <= 1.0).
 2. small requests: the article's example through the real server against a constant JSON endpoint of
    a bare FastAPI app run the same way, with 1 and 2 workers: requests per second (target >= 1.0) and
-   p50/p99 latency, from wrk on loopback.
+   p50/p99 latency, from wrk on loopback; and the same example as /v2 JSON (Open Inference Protocol)
+   against /v1 on the same server, rounds alternating (target >= 0.9).
 3. large requests: a 4096 x 1000 float64 batch as JSON: the server's time (from its own latency
    histogram at /metrics: arrival to the answer's last byte) against ``orjson.loads`` of the same
    body (target <= 2.0); the process's peak RSS against the body's
@@ -46,6 +48,14 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 SEED_BODY = b'{"logits": [[-1, 0.5, 2], [-1, 0.5, 3]], "target": [1, 2]}'
+V2_PATH = "/v2/models/cross_entropy/infer"
+#: The same example as /v2 JSON, asking for what /v1 answers (``bench.peers.v2_json_body`` writes it so).
+SEED_V2_BODY = (
+    b'{"inputs": [{"name": "logits", "datatype": "FP64", "shape": [2, 3], '
+    b'"data": [-1.0, 0.5, 2.0, -1.0, 0.5, 3.0]}, '
+    b'{"name": "target", "datatype": "INT64", "shape": [2], "data": [1, 2]}], '
+    b'"outputs": [{"name": "loss"}, {"name": "losses"}, {"name": "softmax"}]}'
+)
 
 Row = dict[str, Any]
 
@@ -230,31 +240,40 @@ def small_requests(quick: bool) -> list[Row]:
     for workers in (1,) if quick else (1, 2):
         ours_port, base_port = free_port(), free_port()
         env = {"XENT_LOG_LEVEL": "warning", "XENT_ACCESS_LOG": "off"}  # as quiet as the baseline
+        routes = {
+            "base": (f"http://127.0.0.1:{base_port}/v1/cross-entropy", SEED_BODY),
+            "ours": (f"http://127.0.0.1:{ours_port}/v1/cross-entropy", SEED_BODY),
+            "ours_v2": (f"http://127.0.0.1:{ours_port}{V2_PATH}", SEED_V2_BODY),
+        }
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in routes}
         with (
             server(service_command(ours_port, workers), ours_port, env),
             server(baseline_command(base_port, workers), base_port),
         ):
-            ours, base = [], []
-            load(f"http://127.0.0.1:{ours_port}/v1/cross-entropy", min(seconds, 2.0), connections)  # warm-up
-            load(f"http://127.0.0.1:{base_port}/v1/cross-entropy", min(seconds, 2.0), connections)
+            for url, body in routes.values():  # warm-up
+                load(url, min(seconds, 2.0), connections, body)
             for _ in range(rounds):
-                base.append(load(f"http://127.0.0.1:{base_port}/v1/cross-entropy", seconds, connections))
-                ours.append(load(f"http://127.0.0.1:{ours_port}/v1/cross-entropy", seconds, connections))
+                for name, (url, body) in routes.items():
+                    runs[name].append(load(url, seconds, connections, body))
 
-        def med(runs: list[dict[str, float]], key: str) -> float:
-            return statistics.median(run[key] for run in runs)
+        def med(name: str, key: str, runs: dict[str, list[dict[str, float]]] = runs) -> float:
+            return statistics.median(run[key] for run in runs[name])
 
         rows.append(
             {
                 "workers": workers,
                 "load": load.__name__,
-                "service_rps": med(ours, "rps"),
-                "fastapi_constant_rps": med(base, "rps"),
-                "ratio": med(ours, "rps") / med(base, "rps"),
-                "service_p50_ms": med(ours, "p50_ms"),
-                "service_p99_ms": med(ours, "p99_ms"),
-                "fastapi_constant_p50_ms": med(base, "p50_ms"),
-                "fastapi_constant_p99_ms": med(base, "p99_ms"),
+                "service_rps": med("ours", "rps"),
+                "fastapi_constant_rps": med("base", "rps"),
+                "ratio": med("ours", "rps") / med("base", "rps"),
+                "service_p50_ms": med("ours", "p50_ms"),
+                "service_p99_ms": med("ours", "p99_ms"),
+                "fastapi_constant_p50_ms": med("base", "p50_ms"),
+                "fastapi_constant_p99_ms": med("base", "p99_ms"),
+                "service_v2_json_rps": med("ours_v2", "rps"),
+                "v2_json_over_v1": med("ours_v2", "rps") / med("ours", "rps"),
+                "service_v2_json_p50_ms": med("ours_v2", "p50_ms"),
+                "service_v2_json_p99_ms": med("ours_v2", "p99_ms"),
             }
         )
     return rows
@@ -388,7 +407,16 @@ def binary_round_trip(
 
 
 def print_table(report: Row) -> None:
+    """The sections measured (``--small-only``: section 2 alone)."""
     print(f"\nmachine: {report['machine']}")
+    if "core_vs_torch" in report:
+        _print_core(report)
+    _print_small(report["small_requests"])
+    if "large_requests" in report:
+        _print_large(report["large_requests"])
+
+
+def _print_core(report: Row) -> None:
     print(
         f"\n1. core / PyTorch (losses + softmax, reduction none), {report['threads']} thread(s)"
         "   target <= 1.0"
@@ -398,15 +426,29 @@ def print_table(report: Row) -> None:
         shape = "x".join(map(str, row["shape"]))
         timings = f"{row['core_ms']:10.3f} {row['torch_ms']:10.3f} {row['ratio']:7.2f}"
         print(f"   {row['dtype']:8} {shape:>14} {timings}")
+
+
+def _print_small(rows: list[Row]) -> None:
     print("\n2. small requests: service / FastAPI constant endpoint     target >= 1.0")
-    for row in report["small_requests"]:
+    for row in rows:
         print(
             f"   {row['workers']} worker(s), {row['load']}: "
             f"{row['service_rps']:.0f} / {row['fastapi_constant_rps']:.0f} req/s = {row['ratio']:.2f}; "
             f"p50 {row['service_p50_ms']:.2f} / {row['fastapi_constant_p50_ms']:.2f} ms, "
             f"p99 {row['service_p99_ms']:.2f} / {row['fastapi_constant_p99_ms']:.2f} ms"
         )
-    large = report["large_requests"]
+    print("   the same example as /v2 JSON / as /v1, same server     target >= 0.9")
+    for row in rows:
+        print(
+            f"   {row['workers']} worker(s), {row['load']}: "
+            f"{row['service_v2_json_rps']:.0f} / {row['service_rps']:.0f} req/s"
+            f" = {row['v2_json_over_v1']:.2f}; "
+            f"p50 {row['service_v2_json_p50_ms']:.2f} / {row['service_p50_ms']:.2f} ms, "
+            f"p99 {row['service_v2_json_p99_ms']:.2f} / {row['service_p99_ms']:.2f} ms"
+        )
+
+
+def _print_large(large: Row) -> None:
     shape = "x".join(map(str, large["shape"]))
     print(f"\n3. large request {shape} float64, {large['body_mb']:.1f} MiB of JSON")
     print(
@@ -430,16 +472,19 @@ def print_table(report: Row) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check that the suite runs")
+    parser.add_argument("--small-only", action="store_true", help="section 2 (small requests) alone")
     parser.add_argument("--json", type=Path, help="where to write the report (default: bench/results/)")
     args = parser.parse_args(argv)
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
     report: Row = {"machine": f"{machine}, Python {platform.python_version()}", "quick": args.quick}
-    report["core_vs_torch"] = core_vs_torch(args.quick)
-    from service.core import get_threads
+    if not args.small_only:
+        report["core_vs_torch"] = core_vs_torch(args.quick)
+        from service.core import get_threads
 
-    report["threads"] = get_threads()
+        report["threads"] = get_threads()
     report["small_requests"] = small_requests(args.quick)
-    report["large_requests"] = large_requests(args.quick)
+    if not args.small_only:
+        report["large_requests"] = large_requests(args.quick)
     print_table(report)
     path = args.json or RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,8 @@ def test_the_benchmark_suite_runs(tmp_path: Path) -> None:
     assert {row["dtype"] for row in data["core_vs_torch"]} == {"float32", "float64"}
     assert all(row["ratio"] > 0 for row in data["core_vs_torch"])
     assert data["small_requests"][0]["service_rps"] > 0
+    assert data["small_requests"][0]["service_v2_json_rps"] > 0
+    assert data["small_requests"][0]["v2_json_over_v1"] > 0
     assert data["large_requests"]["peak_rss_over_body"] > 0
     assert "1. core / PyTorch" in run.stdout
 

@@ -23,7 +23,15 @@ import orjson
 
 from service.core import InvalidInputError, Issue
 
-__all__ = ["SMALL_BODY_BYTES", "UNDECIDED", "check_keys", "small_document", "unknown_fields_issue"]
+__all__ = [
+    "SMALL_BODY_BYTES",
+    "UNDECIDED",
+    "check_keys",
+    "has_long_integer",
+    "keys_in_text",
+    "small_document",
+    "unknown_fields_issue",
+]
 
 _QUOTE_OR_BRACE: Final = re.compile(rb'["{}]')
 _COLON_AFTER: Final = re.compile(rb"[ \t\r\n]*:")
@@ -86,6 +94,16 @@ _LONG_INTEGER: Final = re.compile(rb"(?<![0-9.eE])[0-9]{19,}(?![0-9.eE])")
 UNDECIDED: Final = object()
 
 
+def keys_in_text(body: bytes | bytearray) -> int:
+    """How many keys a JSON text has, if none of its strings holds ``":``: its key ends."""
+    return len(_KEY_END.findall(body))
+
+
+def has_long_integer(body: bytes | bytearray) -> bool:
+    """Whether a JSON text has an integer that orjson may read otherwise than pydantic-core."""
+    return _LONG_INTEGER.search(body) is not None
+
+
 def small_document(body: bytes | bytearray, known: Collection[str] | None = None) -> object:
     """A small body, parsed, when its keys are plainly fine; ``UNDECIDED`` otherwise.
 
@@ -107,7 +125,7 @@ def small_document(body: bytes | bytearray, known: Collection[str] | None = None
         return UNDECIDED
     # One "{" in the text: the top object is the only one.
     keys = len(document) if isinstance(document, dict) and body.count(b"{") == 1 else _keys_in(document)
-    if keys != len(_KEY_END.findall(body)) or _LONG_INTEGER.search(body) is not None:
+    if keys != keys_in_text(body) or has_long_integer(body):
         return UNDECIDED
     return document
 

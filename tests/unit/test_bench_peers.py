@@ -26,6 +26,7 @@ from bench.peers import (
     v2_binary_body,
     v2_json_body,
 )
+from bench.run import SEED_BODY, SEED_V2_BODY
 from service.core import cross_entropy as core_cross_entropy
 
 
@@ -141,3 +142,10 @@ def test_answers_to_bad_inputs_are_described() -> None:
 def test_ratios_are_printed_or_said_missing() -> None:
     assert ratio(3.0, 1.5) == "2.00"
     assert ratio(None, 1.0) == "n/a" and ratio(1.0, 0.0) == "n/a"
+
+
+def test_bench_run_sends_the_example_as_the_peer_benchmark_does() -> None:
+    """``bench.run`` compares /v2 JSON with /v1 on the same example, in the body ``bench.peers`` sends."""
+    logits, target = example()
+    assert orjson.loads(v1_body(logits, target)) == orjson.loads(SEED_BODY)
+    assert orjson.loads(SEED_V2_BODY) == orjson.loads(v2_json_body(logits, target))

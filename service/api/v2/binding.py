@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal, NamedTuple, cast
 
 import orjson
 from numpy.typing import NDArray
@@ -58,8 +58,7 @@ class OutputSpec:
     shape: tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
     """A request bound to a model: inputs by their canonical names, parameters by name (types
     checked), and the names of the outputs wanted."""
 
@@ -68,7 +67,11 @@ class Call:
     outputs: frozenset[str]
 
     def one_of(self, names: tuple[str, ...]) -> str:
-        return next(name for name in names if name in self.inputs)
+        """The one of ``names`` that was sent (binding made sure there is one)."""
+        for name in names:
+            if name in self.inputs:
+                return name
+        raise LookupError(names)
 
     def array(self, name: str) -> NDArray[Any] | None:
         tensor = self.inputs.get(name)
@@ -95,7 +98,7 @@ class ModelSpec:
 
     ``choices`` are groups of inputs of which exactly one must be sent (``("logits",
     "probabilities")``); inputs in no group are optional. ``aliases`` map another accepted name to an
-    input's name (v1's ``labels`` for ``target``).
+    input's name (v1's ``labels`` for ``target``). The lookups by name are made once, here.
     """
 
     name: str
@@ -106,9 +109,17 @@ class ModelSpec:
     default_outputs: tuple[str, ...]
     compute: Callable[[Call], Results]
     aliases: tuple[tuple[str, str], ...] = field(default=())
+    input_specs: Mapping[str, InputSpec] = field(init=False, repr=False, compare=False)
+    parameter_specs: Mapping[str, ParameterSpec] = field(init=False, repr=False, compare=False)
+    output_names: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_specs", {spec.name: spec for spec in self.inputs})
+        object.__setattr__(self, "parameter_specs", {spec.name: spec for spec in self.parameters})
+        object.__setattr__(self, "output_names", frozenset(spec.name for spec in self.outputs))
 
     def input(self, name: str) -> InputSpec | None:
-        return next((spec for spec in self.inputs if spec.name == name), None)
+        return self.input_specs.get(name)
 
 
 # --- binding a request to a model -------------------------------------------------------------
@@ -139,14 +150,14 @@ def _names(names: tuple[str, ...] | list[str]) -> str:
 
 def _bind_inputs(model: ModelSpec, tensors: tuple[Tensor, ...]) -> dict[str, Tensor]:
     aliases = dict(model.aliases)
-    known = [spec.name for spec in model.inputs]
     issues: list[Issue] = []
     bound: dict[str, Tensor] = {}
     for tensor in tensors:
         name = aliases.get(tensor.name, tensor.name)
-        spec = model.input(name)
+        spec = model.input_specs.get(name)
         if spec is None:
-            msg = f"input '{tensor.name}' is not an input of model '{model.name}'; it takes {_names(known)}"
+            known = _names(list(model.input_specs))
+            msg = f"input '{tensor.name}' is not an input of model '{model.name}'; it takes {known}"
             issues.append(Issue((tensor.name,), msg, "unknown_input"))
             continue
         if name in bound:
@@ -180,7 +191,9 @@ _KIND_CHECKS: Final[dict[ParameterKind, tuple[str, Callable[[ParameterValue], bo
 
 
 def _bind_parameters(model: ModelSpec, parameters: Mapping[str, ParameterValue]) -> dict[str, ParameterValue]:
-    specs = {spec.name: spec for spec in model.parameters}
+    if not parameters:
+        return {}
+    specs = model.parameter_specs
     issues: list[Issue] = []
     for name, value in parameters.items():
         spec = specs.get(name)
@@ -200,15 +213,17 @@ def _bind_parameters(model: ModelSpec, parameters: Mapping[str, ParameterValue])
 
 
 def _check_outputs(model: ModelSpec, names: list[str]) -> None:
-    known = [spec.name for spec in model.outputs]
+    if model.output_names.issuperset(names):
+        return
+    known = _names([spec.name for spec in model.outputs])
     issues = [
         Issue(
             ("outputs", name),
-            f"output '{name}' is not an output of model '{model.name}'; it has {_names(known)}",
+            f"output '{name}' is not an output of model '{model.name}'; it has {known}",
             "unknown_output",
         )
         for name in names
-        if name not in known
+        if name not in model.output_names
     ]
     if issues:
         raise InvalidInputError(issues)

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import orjson
@@ -36,15 +35,10 @@ from service.api.bulk_json import BULK_MIN_BODY_BYTES
 from service.api.errors import issues_from_validation_error
 from service.api.json_keys import check_keys
 from service.api.schemas import known_keys
-from service.api.v2.encoding import (
-    NUMPY_DTYPES,
-    EncodedResponse,
-    OutputTensor,
-    datatype_of,
-    encode_response,
-)
+from service.api.v2.encoding import NUMPY_DTYPES, EncodedResponse, OutputTensor, datatype_of, encode_response
 from service.api.v2.json_data import data_may_hold_booleans, parse_bulk
-from service.api.v2.protocol import DATATYPES, InferenceRequest, ParameterValue, RequestInput
+from service.api.v2.plain import Header, HeaderInput, plain_header
+from service.api.v2.protocol import DATATYPES, InferenceRequest, ParameterValue
 from service.core import InvalidInputError, Issue
 from service.core.checks import cast_to_dtype, check_finite, issues_at, raise_if
 
@@ -68,8 +62,7 @@ HEADER_LENGTH: Final = b"inference-header-content-length"
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class Tensor:
+class Tensor(NamedTuple):
     """An input as the request declared it: name, datatype, and the array of that dtype and shape."""
 
     name: str
@@ -77,16 +70,14 @@ class Tensor:
     array: NDArray[Any]
 
 
-@dataclass(frozen=True, slots=True)
-class OutputRequest:
+class OutputRequest(NamedTuple):
     """A requested output; ``binary`` is None when the request leaves it to ``binary_data_output``."""
 
     name: str
     binary: bool | None
 
 
-@dataclass(frozen=True, slots=True)
-class DecodedRequest:
+class DecodedRequest(NamedTuple):
     """An inference request with its tensors as arrays and the protocol's own parameters taken out."""
 
     id: str | None
@@ -187,9 +178,10 @@ def decode_request(
 
 def _read_header(
     body: bytes | bytearray, header: bytes | bytearray, header_length: int | None, limits: ArrayLimits
-) -> tuple[InferenceRequest, dict[int, NDArray[Any]], bytes | bytearray]:
-    """The request model; the large ``data`` arrays by input index, already parsed when the body is
-    all JSON and large (``parse_bulk``); and the text that may hold booleans in the data."""
+) -> tuple[Header, dict[int, NDArray[Any]], bytes | bytearray]:
+    """The header (``plain_header``'s when it is plainly valid, else the request model); the large
+    ``data`` arrays by input index, already parsed when the body is all JSON and large
+    (``parse_bulk``); and the text that may hold booleans in the data."""
     if header_length is None and len(body) >= BULK_MIN_BODY_BYTES:
         bulk = parse_bulk(body, limits)
         if bulk is not None:
@@ -197,7 +189,10 @@ def _read_header(
     return _parse_header(header, binary_follows=header_length is not None), {}, header
 
 
-def _parse_header(header: bytes | bytearray, *, binary_follows: bool) -> InferenceRequest:
+def _parse_header(header: bytes | bytearray, *, binary_follows: bool) -> Header:
+    plain = plain_header(header)
+    if plain is not None:
+        return plain
     # The deepest object of a request: inputs[i].parameters.
     check_keys(header, known_keys(InferenceRequest), max_depth=3)
     try:
@@ -217,7 +212,7 @@ def _parse_header(header: bytes | bytearray, *, binary_follows: bool) -> Inferen
     raise InvalidInputError(fixed)
 
 
-def _decode_outputs(request: InferenceRequest) -> tuple[OutputRequest, ...]:
+def _decode_outputs(request: Header) -> tuple[OutputRequest, ...]:
     outputs: list[OutputRequest] = []
     seen: set[str] = set()
     for item in request.outputs or ():
@@ -225,7 +220,7 @@ def _decode_outputs(request: InferenceRequest) -> tuple[OutputRequest, ...]:
             msg = f"output '{item.name}' is requested more than once"
             raise _fail(("outputs", item.name), msg, "duplicate")
         seen.add(item.name)
-        parameters = dict(item.parameters or {})
+        parameters = dict(item.parameters) if item.parameters else {}
         value = parameters.pop("binary_data", None)
         if value is not None and not isinstance(value, bool):
             msg = f"output '{item.name}': binary_data must be true or false, not {_json(value)}"
@@ -239,7 +234,7 @@ def _decode_outputs(request: InferenceRequest) -> tuple[OutputRequest, ...]:
 
 
 def _decode_input(
-    item: RequestInput,
+    item: HeaderInput,
     body: bytes | bytearray,
     offset: int,
     limits: ArrayLimits,
@@ -257,7 +252,7 @@ def _decode_input(
     shape = _check_shape(name, item.shape, limits)
     count = math.prod(shape)
 
-    parameters = dict(item.parameters or {})
+    parameters = dict(item.parameters) if item.parameters else {}
     blob_size = parameters.pop("binary_data_size", None)
     if parameters:
         unknown = ", ".join(sorted(parameters))
@@ -270,7 +265,7 @@ def _decode_input(
             msg = f"input '{name}' has neither data nor parameters.binary_data_size"
             raise _fail((name,), msg, "missing")
         value = item.data if bulk_data is None else bulk_data
-        array = _from_json(value, name, item.datatype, shape, limits, may_hold_booleans)
+        array = _from_json(value, name, item.datatype, shape, count, limits, may_hold_booleans)
         return Tensor(name, item.datatype, array), offset
 
     if isinstance(blob_size, bool) or not isinstance(blob_size, int):
@@ -344,6 +339,7 @@ def _from_json(
     name: str,
     datatype: str,
     shape: tuple[int, ...],
+    count: int,
     limits: ArrayLimits,
     may_hold_booleans: bool,
 ) -> NDArray[Any]:
@@ -361,7 +357,6 @@ def _from_json(
             )
         except ArrayError as error:
             raise _fail((name, *error.path), error.msg, error.kind) from None
-    count = math.prod(shape)
     if array.size != count:
         msg = f"input '{name}': shape {list(shape)} has {count} element(s), but its data has {array.size}"
         raise _fail((name, "data"), msg, "size")
@@ -371,7 +366,8 @@ def _from_json(
             "send it flat (row-major) or nested as the shape"
         )
         raise _fail((name, "data"), msg, "shape")
-    array = array.reshape(shape)
+    if array.shape != shape:
+        array = array.reshape(shape)
     if datatype in {"INT32", "INT64"}:
         return _integers(array, name, datatype)
     if datatype == "FP32":

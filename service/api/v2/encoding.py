@@ -5,8 +5,7 @@ their buffer after the JSON header, whose length goes in the response's
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import orjson
@@ -42,8 +41,7 @@ STREAM_MIN_BLOB_BYTES: Final = 8 << 20
 BLOB_PIECE_BYTES: Final = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class OutputTensor:
+class OutputTensor(NamedTuple):
     """An output to send: ``binary`` puts its bytes after the JSON header instead of in ``data``."""
 
     name: str
@@ -51,8 +49,7 @@ class OutputTensor:
     binary: bool
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedResponse:
+class EncodedResponse(NamedTuple):
     """The response body; ``header_length`` is set (for the header of that name) when blobs follow.
 
     A large body comes as ``chunks`` instead (``body`` is then empty), made one at a time as they are
@@ -88,6 +85,7 @@ def encode_response(
     """
     entries: list[dict[str, Any]] = []
     blobs: list[memoryview] = []
+    numbers = 0  # in the JSON outputs
     for output in outputs:
         # Not np.ascontiguousarray: it turns a 0-d array (a scalar of shape []) into shape [1].
         array = output.array if output.array.flags.c_contiguous else output.array.copy(order="C")
@@ -103,13 +101,14 @@ def encode_response(
             entry["parameters"] = {"binary_data_size": little.nbytes}
         else:
             entry["data"] = flat
+            numbers += flat.size
         entries.append(entry)
     document: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
     if request_id is not None:
         document["id"] = request_id
     document["outputs"] = entries
     if not blobs:
-        body, chunks = json_body(document, sum(entry["data"].size for entry in entries))
+        body, chunks = json_body(document, numbers)
         return EncodedResponse(body, None, chunks=chunks)
     header = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
     blob_bytes = sum(blob.nbytes for blob in blobs)

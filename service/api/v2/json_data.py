@@ -14,6 +14,7 @@ from service.api.arrays import ArrayLimits
 from service.api.bulk_json import decode_bulk_values
 from service.api.json_keys import check_keys
 from service.api.schemas import known_keys
+from service.api.v2.plain import Header
 from service.api.v2.protocol import InferenceRequest, ParameterValue
 from service.core import InvalidInputError
 
@@ -45,7 +46,7 @@ def parse_bulk(
     return request, data, values.envelope
 
 
-def data_may_hold_booleans(header: bytes | bytearray, request: InferenceRequest) -> bool:
+def data_may_hold_booleans(header: bytes | bytearray, request: Header) -> bool:
     """Whether any tensor ``data`` may contain a JSON ``true``/``false``.
 
     NumPy silently turns ``[true, 1.5]`` into ``[1.0, 1.5]``, so booleans must be looked for, but a

@@ -69,7 +69,10 @@ ParameterValue = (
     | Annotated[StrictFloat, Field(allow_inf_nan=False)]
     | StrictStr
 )
-Parameters = Annotated[dict[str, ParameterValue], Field(max_length=32)]
+#: The most parameters one object may have, and the most dimensions a tensor's shape may list.
+MAX_PARAMETERS: Final = 32
+MAX_SHAPE_DIMS: Final = 32
+Parameters = Annotated[dict[str, ParameterValue], Field(max_length=MAX_PARAMETERS)]
 #: The most input or output tensors one request may name (no model has more than 8).
 MAX_TENSORS: Final = 16
 
@@ -104,7 +107,7 @@ class RequestInput(RequestModel):
 
     name: str = Field(description="The input's name, e.g. `logits` or `target` (see the model's metadata).")
     shape: list[Annotated[StrictInt, Field(ge=0, lt=2**63)]] = Field(
-        max_length=32,
+        max_length=MAX_SHAPE_DIMS,
         description="Dimensions, each >= 0; `[]` is a scalar.",
         examples=[[2, 3]],
     )

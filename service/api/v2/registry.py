@@ -82,6 +82,17 @@ def _count(value: int) -> NDArray[np.int64]:
     return np.asarray(value, dtype=np.int64)
 
 
+def _scalars(call: Call, loss: np.generic | None, count: int) -> Results:
+    """A loss's ``loss`` and ``count``, each made a tensor only when it was asked for (``run`` sends
+    only the outputs asked for)."""
+    results: Results = {}
+    if "loss" in call.outputs:
+        results["loss"] = _scalar(loss)
+    if "count" in call.outputs:
+        results["count"] = _count(count)
+    return results
+
+
 # --- cross_entropy ----------------------------------------------------------------------------
 
 _CE_SCORES: Final = ("logits", "probabilities", "log_probabilities")
@@ -103,40 +114,40 @@ def _cross_entropy(call: Call) -> Results:
         label_smoothing=call.number("label_smoothing", 0.0),
         epsilon=call.number("epsilon", DEFAULT_EPSILON),
         dtype=call.dtype(scores),
-        outputs=[name for name in _CE_ARRAYS if name in call.outputs],
+        outputs=(arrays := [name for name in _CE_ARRAYS if name in call.outputs]),
         sample_weight=call.array("sample_weight"),
         overwrite_scores=True,  # a request's inputs are its own: copies, or views of the body it gave up
     )
+    results = _scalars(call, result.loss, result.count)
+    results.update((name, getattr(result, name)) for name in arrays)
     target_probability = result.target_probability
     if target_probability is not None:
         ignored = np.isnan(target_probability)
-        target_probability = np.where(ignored, target_probability.dtype.type(-1), target_probability)
-    arrays: Results = {name: getattr(result, name) for name in _CE_ARRAYS}
+        results["target_probability"] = np.where(
+            ignored, target_probability.dtype.type(-1), target_probability
+        )
     if result.predictions is not None:
-        arrays["predictions"] = result.predictions.astype(np.int64)
-    arrays["target_probability"] = target_probability
-    return {"loss": _scalar(result.loss), "count": _count(result.count), **arrays}
+        results["predictions"] = result.predictions.astype(np.int64)
+    return results
 
 
 def _check_target_kind(kind: str, scores: NDArray[Any], target: Tensor) -> None:
     """The datatype says what the target is; its shape must say the same (the core decides by shape)."""
-    if scores.ndim == 0:
-        return  # the core explains what shapes it takes
-    index_shape = list(scores.shape[:1] + scores.shape[2:]) if scores.ndim > 1 else []
     indices = target.datatype in {"INT32", "INT64"}
-    if indices and target.array.ndim == scores.ndim:
+    if scores.ndim == 0 or indices != (target.array.ndim == scores.ndim):
+        return  # as it should be, or a shape the core explains it does not take
+    index_shape = list(scores.shape[:1] + scores.shape[2:]) if scores.ndim > 1 else []
+    if indices:
         msg = (
             f"target of datatype {target.datatype} holds class indices, which have the shape of {kind} "
             f"without its class dimension, {index_shape}; send class probabilities (shape "
             f"{list(scores.shape)}) as FP32 or FP64"
         )
-    elif not indices and target.array.ndim != scores.ndim:
+    else:
         msg = (
             f"target of datatype {target.datatype} holds class probabilities, which have the shape of "
             f"{kind}, {list(scores.shape)}; send class indices (shape {index_shape}) as INT64 or INT32"
         )
-    else:
-        return
     raise InvalidInputError.single(("target",), msg, "target_kind")
 
 
@@ -159,11 +170,12 @@ def _binary_cross_entropy(call: Call) -> Results:
         label_smoothing=call.number("label_smoothing", 0.0),
         epsilon=call.number("epsilon", DEFAULT_EPSILON),
         dtype=call.dtype(scores),
-        outputs=[name for name in _BCE_ARRAYS if name in call.outputs],
+        outputs=(arrays := [name for name in _BCE_ARRAYS if name in call.outputs]),
         sample_weight=call.array("sample_weight"),
     )
-    arrays: Results = {name: getattr(result, name) for name in _BCE_ARRAYS}
-    return {"loss": _scalar(result.loss), "count": _count(result.count), **arrays}
+    results = _scalars(call, result.loss, result.count)
+    results.update((name, getattr(result, name)) for name in arrays)
+    return results
 
 
 # --- softmax ----------------------------------------------------------------------------------
