@@ -511,16 +511,17 @@ async def test_v1_and_v2_give_the_same_message_for_the_same_mistake(client: http
 async def test_one_validator_per_option_for_v1_and_v2(
     client: httpx.AsyncClient, name: str, value: float, message: str
 ) -> None:
-    """The core checks an option's bounds for both protocols: one error type, one message."""
+    """The core checks an option's bounds for both protocols: one error type, one message, each
+    located where its request has the option (a /v1 field, a /v2 parameter: where binding locates a
+    parameter of the wrong type too)."""
     v1 = await client.post("/v1/cross-entropy", json={"logits": SEED_LOGITS, "target": [1, 2], name: value})
     v2 = await client.post(INFER, json=seed_with(parameters={name: value}))
     assert v1.status_code == 422 and v2.status_code == 400
     assert v1.json()["detail"] == v2.json()["error"] == message
-    assert (
-        v1.json()["errors"]
-        == v2.json()["errors"]
-        == [{"loc": [name], "msg": message, "type": "out_of_range"}]
-    )
+    assert v1.json()["errors"] == [{"loc": [name], "msg": message, "type": "out_of_range"}]
+    assert v2.json()["errors"] == [{"loc": ["parameters", name], "msg": message, "type": "out_of_range"}]
+    wrong_type = await client.post(INFER, json=seed_with(parameters={name: "x"}))
+    assert [error["loc"] for error in wrong_type.json()["errors"]] == [["parameters", name]]
 
 
 def _seed_body() -> tuple[bytes, int]:

@@ -136,12 +136,27 @@ def run(model: ModelSpec, request: DecodedRequest) -> list[OutputTensor]:
     else:
         wanted = [(item.name, item.binary) for item in request.outputs]
         _check_outputs(model, [name for name, _ in wanted])
-    results = model.compute(Call(inputs, parameters, frozenset(name for name, _ in wanted)))
+    try:
+        results = model.compute(Call(inputs, parameters, frozenset(name for name, _ in wanted)))
+    except InvalidInputError as error:
+        raise _under_parameters(model, error) from None
     return [
         OutputTensor(name, value, request.binary_output if binary is None else binary)
         for name, binary in wanted
         if (value := results.get(name)) is not None
     ]
+
+
+def _under_parameters(model: ModelSpec, error: InvalidInputError) -> InvalidInputError:
+    """The core's issues located as the request sent them: an option the core names by itself (a
+    /v1 body's field) is one of the request's ``parameters``, where binding locates a wrong type."""
+    issues = [
+        Issue(("parameters", *issue.loc), issue.msg, issue.kind)
+        if issue.loc and issue.loc[0] in model.parameter_specs
+        else issue
+        for issue in error.issues
+    ]
+    return InvalidInputError(issues)
 
 
 def _names(names: tuple[str, ...] | list[str]) -> str:
