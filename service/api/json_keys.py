@@ -27,8 +27,8 @@ __all__ = [
     "SMALL_BODY_BYTES",
     "UNDECIDED",
     "check_keys",
-    "has_long_integer",
     "keys_in_text",
+    "orjson_may_differ",
     "small_document",
     "unknown_fields_issue",
 ]
@@ -90,6 +90,8 @@ _KEY_END: Final = re.compile(rb'"[ \t\r\n]*:')
 #: An integer of 19 digits or more: orjson reads one beyond 64 bits as a float, pydantic-core's
 #: parser as the integer it is (and the service says it is out of range).
 _LONG_INTEGER: Final = re.compile(rb"(?<![0-9.eE])[0-9]{19,}(?![0-9.eE])")
+#: Fewer brackets than this in a text: it nests less deep than pydantic-core's parser allows (199).
+MAX_BRACKETS: Final = 200
 #: What ``small_document`` answers when the quick way cannot say.
 UNDECIDED: Final = object()
 
@@ -99,9 +101,11 @@ def keys_in_text(body: bytes | bytearray) -> int:
     return len(_KEY_END.findall(body))
 
 
-def has_long_integer(body: bytes | bytearray) -> bool:
-    """Whether a JSON text has an integer that orjson may read otherwise than pydantic-core."""
-    return _LONG_INTEGER.search(body) is not None
+def orjson_may_differ(body: bytes | bytearray) -> bool:
+    """Whether orjson may read a JSON text otherwise than pydantic-core's parser: when it has an
+    integer of 19 digits or more (orjson reads one beyond 64 bits as a float), or ``MAX_BRACKETS`` or
+    more brackets (orjson nests 1023 deep; pydantic-core refuses from 200 deep, as invalid JSON)."""
+    return body.count(b"[") + body.count(b"{") >= MAX_BRACKETS or _LONG_INTEGER.search(body) is not None
 
 
 def small_document(body: bytes | bytearray, known: Collection[str] | None = None) -> object:
@@ -111,7 +115,7 @@ def small_document(body: bytes | bytearray, known: Collection[str] | None = None
     only ``known`` keys. Then no object repeats a key (each key of the text is one of the parsed
     objects'), and ``check_keys`` has nothing to find. When the text has one ``{``, the top object's
     keys are all there are; otherwise they are counted object by object. Anything else (not JSON for
-    orjson, a repeated key, a string holding ``":``, an integer orjson would read as a float) is
+    orjson, a repeated key, a string holding ``":``, what orjson may read otherwise) is
     ``UNDECIDED``: ``check_keys`` scans the text, and the model's own JSON parser reads it.
 
     Parsing a small body takes a few microseconds, a fraction of the scan's Python steps; the routes
@@ -125,7 +129,7 @@ def small_document(body: bytes | bytearray, known: Collection[str] | None = None
         return UNDECIDED
     # One "{" in the text: the top object is the only one.
     keys = len(document) if isinstance(document, dict) and body.count(b"{") == 1 else _keys_in(document)
-    if keys != keys_in_text(body) or has_long_integer(body):
+    if keys != keys_in_text(body) or orjson_may_differ(body):
         return UNDECIDED
     return document
 
@@ -144,7 +148,9 @@ def _keys_in(document: object) -> int:
     return keys
 
 
-def check_keys(body: bytes | bytearray, known: Collection[str] | None = None, *, max_depth: int = 8) -> None:
+def check_keys(
+    body: bytes | bytearray, known: Collection[str] | None = None, *, max_depth: int = 8, quick: bool = True
+) -> None:
     """Raise ``InvalidInputError`` if an object of ``body`` (a JSON text) repeats a key
     (``duplicate_key``), or, given the ``known`` top-level fields, if the top-level object has others
     (``extra_forbidden``, naming the first few).
@@ -154,9 +160,10 @@ def check_keys(body: bytes | bytearray, known: Collection[str] | None = None, *,
     place of numbers costs one step, not one per object.
 
     Keys are compared as the strings they decode to (``"a"`` and ``"\\u0061"`` are the same key). A
-    body that is not valid JSON may pass: the parser reports it afterwards.
+    body that is not valid JSON may pass: the parser reports it afterwards. A small body is first
+    tried the quick way (``small_document``) unless ``quick`` is False (the caller tried it).
     """
-    if len(body) <= SMALL_BODY_BYTES and small_document(body, known) is not UNDECIDED:
+    if quick and len(body) <= SMALL_BODY_BYTES and small_document(body, known) is not UNDECIDED:
         return
     objects: list[set[str]] = []
     unknown: list[str] = []

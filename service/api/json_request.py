@@ -38,8 +38,8 @@ def parse_json_request(
     (a /v1 body is one flat object: keys are checked at that level only).
     """
 
-    def keys_checked(text: bytes | bytearray) -> None:
-        check_keys(text, known_keys, max_depth=1)
+    def keys_checked(text: bytes | bytearray, *, quick: bool = True) -> None:
+        check_keys(text, known_keys, max_depth=1, quick=quick)
 
     if len(body) >= BULK_MIN_BODY_BYTES:
         document = decode_bulk(body, array_fields, max_dims=limits.max_dims, check_envelope=keys_checked)
@@ -53,5 +53,5 @@ def parse_json_request(
         if isinstance(small, dict):
             # The models' unknown-field check runs on a dict whichever the parser.
             return model.model_validate(small, context=context)
-    keys_checked(body)
+    keys_checked(body, quick=False)  # the quick way, for a small body, was small_document
     return model.model_validate_json(body, context=context)

@@ -290,16 +290,18 @@ class RawBodyRoute(APIRoute):
         self, receive: Receive, length: int | None, scope: Scope, share: Reservation | None = None
     ) -> bytearray:
         """The whole body of declared ``length`` (None: not declared), within ``max_body_bytes``, the
-        deadlines (``BodyDeadlines``) and a ``share`` of the memory budget, grown as the body grows."""
+        deadlines (``BodyDeadlines``) and, for a large body, its ``share`` of the memory budget."""
         read_body = functools.partial(self._receive_body, length=length, share=share, pad=self.padding(scope))
         return await self.limits.deadlines.read(receive, read_body)
 
     async def _receive_body(
         self, receive: Receive, length: int | None, share: Reservation | None = None, pad: int = 0
     ) -> bytearray:
-        """The body, in one buffer of its declared ``length`` (appending reallocates: that raised the peak
-        by half a 31 MB body), else as it comes; ``pad`` bytes into its buffer, dropped at the end."""
-        body = bytearray(pad + (length or 0))
+        """The body, ``pad`` bytes into its buffer (dropped at the end). A large body of declared
+        ``length`` is read into one buffer of that size, made when its ``share`` of the memory budget
+        holds it already (appending reallocates: that raised the peak by half a 31 MB body); any other
+        grows as it comes, so that a length claimed and never sent costs nothing."""
+        body = bytearray(pad + (length if length is not None and share is not None else 0))
         filled = 0
         limit = self.limits.max_body_bytes
         while True:

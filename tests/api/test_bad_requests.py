@@ -59,6 +59,7 @@ CROSS_ENTROPY: list[tuple[str, Any, list[Any] | None, str]] = [
     ("label-smoothing-above-1", body(label_smoothing=1.5), ["label_smoothing"], "label_smoothing = 1.5 is outside [0, 1]"),
     ("label-smoothing-negative", body(label_smoothing=-0.1), ["label_smoothing"], "label_smoothing = -0.1 is outside [0, 1]"),
     ("label-smoothing-string", body(label_smoothing="0.1"), ["label_smoothing"], "label_smoothing: must be a number"),
+    ("logits-nested-250-deep", b'{"logits": ' + b"[" * 250 + b"1" + b"]" * 250 + b', "target": [1, 2]}', [], "recursion limit exceeded"),
     ("ignore-index-below-int64", b'{"logits": [[1, 2]], "target": [0], "ignore_index": -9223372036854775809}', ["ignore_index"], "ignore_index = -9223372036854775809 is outside the 64-bit integer range"),
     ("ignore-index-above-uint64", b'{"logits": [[1, 2]], "target": [0], "ignore_index": 18446744073709551616}', ["ignore_index"], "ignore_index = 18446744073709551616 is outside the 64-bit integer range"),
     ("label-smoothing-nan", b'{"logits": [[1, 2]], "target": [0], "label_smoothing": NaN}', ["label_smoothing"], "finite number"),

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from numpy.typing import NDArray
 from starlette.types import Message
 
+from service.api import routing
 from service.api.arrays import ArrayLimits
 from service.api.routing import RawBodyRoute
 from service.api.v2 import registry
@@ -58,15 +59,39 @@ async def test_a_body_of_declared_length_is_read_into_one_buffer_of_that_size(ap
     async def receive() -> Message:
         return next(pending)
 
+    share = route.limits.budget.reservation()
+    await share.resize(length)  # as RawBodyRoute._serve reserves a large body's length before reading it
     tracemalloc.start()
     try:
-        body = await route._read_body(receive, length, {"type": "http", "headers": []})
+        body = await route._read_body(receive, length, {"type": "http", "headers": []}, share)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+        share.release()
     assert body == source
     # Appending to a growing bytearray over-allocated it by an eighth (and reallocated it as it grew).
     assert length <= peak < length + 2 * part
+
+
+async def test_a_length_claimed_but_not_sent_costs_no_memory_outside_the_budget(app: FastAPI) -> None:
+    """A small body (read without a share of the memory budget) is not made its claimed size before it
+    arrives: four bytes of a claimed 60 KB, then silence, hold four bytes, not 60 KB."""
+    route = next(route for route in app.routes if isinstance(route, RawBodyRoute))
+    claimed = route.limits.offload_bytes - 1
+    first: Message = {"type": "http.request", "body": b'{"lo', "more_body": True}
+    messages = iter([first, {"type": "http.disconnect"}])
+
+    async def receive() -> Message:
+        return next(messages)
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(routing._Disconnected):
+            await route._read_body(receive, claimed, {"type": "http", "headers": []})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < claimed // 4
 
 
 def test_the_v2_binary_path_holds_one_piece_of_the_answer_beyond_the_body() -> None:

@@ -72,6 +72,11 @@ NOT_PLAIN = {
     "a repeated key in an input": '{"inputs": [{"name": "t", "name": "t", "datatype": "INT64", "shape": [1], "data": [0]}]}',
     "a repeated key in the data": '{"inputs": [{"name": "t", "datatype": "INT64", "shape": [1], "data": [{"a": 1, "a": 2}]}]}',
     "a key in the data": '{"inputs": [{"name": "t", "datatype": "INT64", "shape": [1], "data": [{"a": 1}]}]}',
+    "data nested 250 deep": '{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": '
+    + "[" * 250
+    + "1"
+    + "]" * 250
+    + "}]}",
     "a body over 4096 bytes": f'{{"inputs": [{TARGET}], "id": "{"x" * 4096}"}}',
 }
 

@@ -122,6 +122,14 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--retries", type=int, default=3)
     evaluate.add_argument("--losses", metavar="OUT.npy", help="save per-sample losses, in input order")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    _metric_arguments(evaluate)
+    bar = evaluate.add_mutually_exclusive_group()
+    bar.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
+    bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show one")
+    return parser
+
+
+def _metric_arguments(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument(
         "--metrics",
         type=_metric_names,
@@ -134,10 +142,6 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--sample-weight", metavar="FILE", help="one weight per target: a .npy/.npz/.csv file (N, ...)"
     )
-    bar = evaluate.add_mutually_exclusive_group()
-    bar.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
-    bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show one")
-    return parser
 
 
 def _metric_names(text: str) -> tuple[str, ...]:

@@ -8,9 +8,10 @@ unknown key, a wrong type, a string with an escape...) returns None and the mode
 its error messages. So there is no second set of rules to keep in step, only a stricter filter:
 
 * no backslash in the body: every string is its bytes between quotes, as pydantic reads it;
-* no integer of 19 digits or more (``json_keys.has_long_integer``): orjson reads one beyond 64 bits
-  as a float, pydantic as an integer; with at most 18 digits both read the same integer, and both
-  round a float the same way;
+* nothing orjson may read otherwise than pydantic (``json_keys.orjson_may_differ``): no integer of
+  19 digits or more (orjson reads one beyond 64 bits as a float, pydantic as an integer; with at most
+  18 digits both read the same integer, and both round a float the same way), and fewer than 200
+  brackets (pydantic-core refuses JSON nested 200 deep, orjson reads it);
 * as many keys in the parsed objects as key ends in the text (``json_keys.keys_in_text``, as
   ``json_keys.small_document`` counts them): then no object repeats a key (nor has a key the walk did
   not count). A string holding ``":`` makes the count larger, and the model reads that body.
@@ -27,7 +28,7 @@ from typing import Any, Final, Protocol
 
 import orjson
 
-from service.api.json_keys import SMALL_BODY_BYTES, has_long_integer, keys_in_text
+from service.api.json_keys import SMALL_BODY_BYTES, keys_in_text, orjson_may_differ
 from service.api.schemas import known_keys
 from service.api.v2.protocol import (
     MAX_PARAMETERS,
@@ -127,7 +128,7 @@ _MISSING: Final = object()
 def plain_header(body: bytes | bytearray) -> Header | None:
     """The header of a small all-JSON body that the request model certainly accepts, as it reads
     it; None for anything else (then the model decides, with its messages)."""
-    if len(body) > SMALL_BODY_BYTES or b"\\" in body or has_long_integer(body):
+    if len(body) > SMALL_BODY_BYTES or b"\\" in body or orjson_may_differ(body):
         return None
     try:
         document = orjson.loads(body)

@@ -135,9 +135,11 @@ class InferRoute(RawBodyRoute):
         )
 
     def padding(self, scope: Scope) -> int:
-        """Bytes before the body in its buffer (whose start is aligned) that put the binary tensors
-        after the JSON header on a multiple of any item size: read in place, never copied
-        (``codec._from_blob``), whatever the header's length, which is known before the body."""
+        """Bytes before the body in its buffer (whose start is aligned) that put the first binary
+        tensor after the JSON header on a multiple of any item size, whatever the header's length
+        (known before the body): it is read in place (``codec._from_blob``). A later tensor lies
+        aligned when the blobs before it have lengths that are multiples of its item size (as
+        logits before targets do); one that does not is copied."""
         try:
             length = header_length(scope["headers"])
         except InvalidInputError:
