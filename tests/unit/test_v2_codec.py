@@ -81,19 +81,17 @@ def test_blobs_are_little_endian_whatever_the_machine() -> None:
     assert decode_request(body, length, LIMITS).inputs[0].array.tolist() == [258]
 
 
+def _aligned_body() -> tuple[bytearray, int]:
+    """A 3 x 4 FP64 blob after a header padded so that the blob starts at a multiple of 8 (then
+    np.frombuffer copies nothing)."""
+    body, length = blob_request([("x", "FP64", [3, 4], np.arange(12, dtype="<f8").tobytes())])
+    pad = b" " * (-length % 8)
+    return bytearray(body[:length] + pad + body[length:]), length + len(pad)
+
+
 def test_aligned_blobs_are_views_of_the_body_and_read_only() -> None:
-    values = np.arange(12, dtype="<f8")
-    # Pad the header so that the blob starts at a multiple of 8: np.frombuffer then copies nothing.
-    head = json.dumps(
-        {
-            "inputs": [
-                {"name": "x", "datatype": "FP64", "shape": [3, 4], "parameters": {"binary_data_size": 96}}
-            ]
-        }
-    ).encode()
-    head += b" " * (-len(head) % 8)
-    body = bytearray(head + values.tobytes())
-    array = decode_request(body, len(head), LIMITS).inputs[0].array
+    body, length = _aligned_body()
+    array = decode_request(body, length, LIMITS).inputs[0].array
     assert np.shares_memory(array, np.frombuffer(body, dtype=np.uint8))
     assert not array.flags.writeable
     with pytest.raises(ValueError, match="read-only"):
@@ -101,21 +99,12 @@ def test_aligned_blobs_are_views_of_the_body_and_read_only() -> None:
 
 
 def test_a_body_given_up_leaves_its_blobs_writable_views_of_it() -> None:
-    values = np.arange(12, dtype="<f8")
-    head = json.dumps(
-        {
-            "inputs": [
-                {"name": "x", "datatype": "FP64", "shape": [3, 4], "parameters": {"binary_data_size": 96}}
-            ]
-        }
-    ).encode()
-    head += b" " * (-len(head) % 8)
-    body = bytearray(head + values.tobytes())
-    array = decode_request(body, len(head), LIMITS, writable=True).inputs[0].array
+    body, length = _aligned_body()
+    array = decode_request(body, length, LIMITS, writable=True).inputs[0].array
     assert array.flags.writeable
     array[0, 0] = 5.0  # what a model writes over an input goes into the body: nothing was copied
-    assert np.frombuffer(body, dtype="<f8", count=1, offset=len(head))[0] == 5.0
-    np.testing.assert_array_equal(array.reshape(-1)[1:], values[1:])
+    assert np.frombuffer(body, dtype="<f8", count=1, offset=length)[0] == 5.0
+    np.testing.assert_array_equal(array.reshape(-1)[1:], np.arange(1, 12, dtype="<f8"))
 
 
 def test_misaligned_blobs_are_copied_once_into_aligned_arrays() -> None:
