@@ -64,6 +64,8 @@ def test_a_small_document_is_given_only_when_orjson_reads_it_as_pydantic_would()
     ]
     for body in undecided:
         assert json_keys.small_document(body, KNOWN) is json_keys.UNDECIDED, body
-    # Long digit runs that are not integers are read the same by both parsers.
-    long_fraction = b'{"id": 0.0391125732706874561234}'
-    assert json_keys.small_document(long_fraction, KNOWN) == {"id": 0.039112573270687456}
+    # A long fraction is left to pydantic-core too (one search finds every run of 19 digits), and so is
+    # a string holding a colon (the colons are the keys' count).
+    assert json_keys.small_document(b'{"id": 0.0391125732706874561234}', KNOWN) is json_keys.UNDECIDED
+    assert json_keys.small_document(b'{"id": "a: b"}', KNOWN) is json_keys.UNDECIDED
+    assert json_keys.small_document(b'{"id": 0.03911257327068745}', KNOWN) == {"id": 0.03911257327068745}

@@ -8,13 +8,13 @@ unknown key, a wrong type, a string with an escape...) returns None and the mode
 its error messages. So there is no second set of rules to keep in step, only a stricter filter:
 
 * no backslash in the body: every string is its bytes between quotes, as pydantic reads it;
-* nothing orjson may read otherwise than pydantic (``json_keys.orjson_may_differ``): no integer of
-  19 digits or more (orjson reads one beyond 64 bits as a float, pydantic as an integer; with at most
-  18 digits both read the same integer, and both round a float the same way), and fewer than 200
+* nothing orjson may read otherwise than pydantic (``json_keys.orjson_may_differ``): no run of 19
+  digits (orjson reads an integer beyond 64 bits as a float, pydantic as an integer; with at most 18
+  digits both read the same integer, and both round a float the same way), and fewer than 200
   brackets (pydantic-core refuses JSON nested 200 deep, orjson reads it);
-* as many keys in the parsed objects as key ends in the text (``json_keys.keys_in_text``, as
+* as many keys in the parsed objects as colons in the text (``json_keys.keys_in_text``, as
   ``json_keys.small_document`` counts them): then no object repeats a key (nor has a key the walk did
-  not count). A string holding ``":`` makes the count larger, and the model reads that body.
+  not count). A string holding a colon makes the count larger, and the model reads that body.
 
 ``Header``, ``HeaderInput`` and ``HeaderOutput`` are what the codec reads of a header, which the
 request model and the plain classes here both are.
