@@ -119,18 +119,23 @@ def test_scores_not_given_up_are_left_as_they_were() -> None:
     assert result.softmax is not None and not np.shares_memory(result.softmax, scores)
 
 
-def test_a_copy_made_for_the_compute_dtype_is_written_over_instead() -> None:
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_copy_made_for_the_compute_dtype_is_written_over_instead(threads: int) -> None:
     rng = np.random.default_rng(6)
-    scores = rng.normal(size=(300, 1000)).astype(np.float32)
-    target = rng.integers(0, 1000, 300)
+    # Large enough that the pass's scratch blocks (a few per thread) are small beside the batch.
+    scores = rng.normal(size=(2000, 1000)).astype(np.float32)
+    target = rng.integers(0, 1000, 2000)
     before = scores.copy()
-    assert scores.size > SMALL_INPUT_LIMIT  # the general path
+    assert scores.size > max(SMALL_INPUT_LIMIT, PARALLEL_MIN_ELEMENTS)  # the general path, in blocks
+    previous = get_threads()
+    set_threads(threads)  # the process-wide setting: whatever an earlier test left
     tracemalloc.start()
     try:
         result = cross_entropy(scores, target, dtype="float64")  # float32 in, float64 computed: a copy
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+        set_threads(previous)
     np.testing.assert_array_equal(scores, before)
     assert result.softmax is not None and result.softmax.dtype == np.float64
     # The float64 copy of the scores, then the softmax over it: one batch-sized array, not two.
