@@ -36,6 +36,7 @@ from service.core.checks import (
     check_finite,
     check_in_range,
     check_representable,
+    check_weights,
     raise_if,
 )
 from service.core.errors import InvalidInputError, Issue
@@ -290,12 +291,7 @@ def _sample_weight(
             msg = f"{field} has shape ({shape}); it needs one weight per sample: {list(expected)}"
             issues.append(Issue((field,), msg, "shape"))
         else:
-            wide: FloatArray = sample_weight.astype(np.float64, copy=False)
-            found = check_finite(field, wide) or check_in_range(
-                field, wide, 0.0, np.inf, what="is negative: sample weights are >= 0"
-            )
-            if not found:
-                v, found = cast_to_dtype(field, wide, dtype)
+            v, found = check_weights(field, sample_weight, dtype, "sample weights are >= 0")
             issues += found
     raise_if(issues)
     if v is None:
@@ -364,10 +360,5 @@ def _broadcast_weight(
         where = "along the last dimension of" if last_dim else "to"
         msg = f"{field} of shape {values.shape} does not broadcast {where} the input's shape {shape}"
         return None, [Issue((field,), msg, "shape")]
-    wide = values.astype(np.float64, copy=False)
-    issues = check_finite(field, wide)
-    if not issues:
-        issues = check_in_range(field, wide, 0.0, np.inf, what=f"is negative: {field} is >= 0")
-    if issues:
-        return None, issues
-    return cast_to_dtype(field, wide, dtype)
+    checked, issues = check_weights(field, values, dtype, f"{field} is >= 0")
+    return (None, issues) if issues else (checked, issues)

@@ -22,6 +22,7 @@ __all__ = [
     "check_finite",
     "check_in_range",
     "check_representable",
+    "check_weights",
     "format_number",
     "issues_at",
     "raise_if",
@@ -182,6 +183,21 @@ def cast_to_dtype(
         problem = f"is outside the {dtype} range (|x| <= {limit:.8g})"
         return values, issues_at(field, bad, values, problem, "out_of_dtype_range")
     return values.astype(target), []
+
+
+def check_weights(
+    field: str, values: NDArray[Any], dtype: str, negative: str
+) -> tuple[NDArray[np.floating[Any]], list[Issue]]:
+    """Weights of any kind (class, sample, positive-class): finite, non-negative, then in the compute
+    dtype; ``negative`` says what a negative one is (``is negative: ...``). The values are meaningful
+    only without issues."""
+    wide: NDArray[np.floating[Any]] = values.astype(np.float64, copy=False)
+    issues = check_finite(field, wide) or check_in_range(
+        field, wide, 0.0, np.inf, what=f"is negative: {negative}"
+    )
+    if issues:
+        return wide, issues
+    return cast_to_dtype(field, wide, dtype)
 
 
 def check_representable(field: str, dtype: str, results: dict[str, Any]) -> list[Issue]:

@@ -24,6 +24,7 @@ from service.core.checks import (
     check_distributions,
     check_finite,
     check_in_range,
+    check_weights,
     issues_at,
     raise_if,
 )
@@ -270,13 +271,7 @@ def check_weight(
     if weight.ndim != 1 or weight.shape[0] != num_classes:
         msg = f"{field} has shape {_shape(weight.shape)}; it needs one weight per class: ({num_classes},)"
         return None, [Issue((field,), msg, "shape")]
-    w: FloatArray = weight.astype(np.float64, copy=False)
-    issues = check_finite(field, w)
-    if not issues:
-        issues = check_in_range(field, w, 0.0, np.inf, what="is negative: class weights are >= 0")
-    if not issues:
-        w, issues = cast_to_dtype(field, w, dtype)
-    return w, issues
+    return check_weights(field, weight, dtype, "class weights are >= 0")
 
 
 def check_sample_weight(
@@ -291,12 +286,7 @@ def check_sample_weight(
             f"shape without the class dimension: {_shape(batch_shape)}"
         )
         return None, [Issue((field,), msg, "shape")]
-    v: FloatArray = sample_weight.astype(np.float64, copy=False)
-    issues = check_finite(field, v)
-    if not issues:
-        issues = check_in_range(field, v, 0.0, np.inf, what="is negative: sample weights are >= 0")
-    if not issues:
-        v, issues = cast_to_dtype(field, v, dtype)
+    v, issues = check_weights(field, sample_weight, dtype, "sample weights are >= 0")
     return v.reshape(-1), issues
 
 
