@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.limits import REQUEST, _Transport, load
+from bench.limits import _Transport, connected, load, on_and_off
 from bench.run import baseline_command, free_port, server, service_command
 
 
@@ -38,7 +38,6 @@ def in_process(blocks: int, per_block: int, log_path: Path) -> dict[str, float]:
     of the blocks), and the median of the blocks' throughput ratios (on / off, each pair back to back)."""
     import uvicorn
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    from uvicorn.server import ServerState
 
     from service.main import create_app
     from service.observability import ACCESS_LOGGER, LogWriter, logging_config
@@ -56,26 +55,13 @@ def in_process(blocks: int, per_block: int, log_path: Path) -> dict[str, float]:
         for name in ("on", "off"):
             app = create_app(Settings(_env_file=None, access_log=name))
             config = uvicorn.Config(app, log_config=None, access_log=False, server_header=False)
-            config.load()
-            served = HttpToolsProtocol(config=config, server_state=ServerState(), app_state={}, _loop=loop)
-            transport = _Transport()
-            served.connection_made(transport)
-            sides[name] = served, transport
-        times: dict[str, list[float]] = {name: [] for name in sides}
-        for block in range(blocks + 1):
-            for name in sides if block % 2 == 0 else list(sides)[::-1]:
-                protocol, transport = sides[name]
-                started = time.process_time()
-                for _ in range(per_block):
-                    transport.answered = loop.create_future()
-                    protocol.data_received(REQUEST)
-                    await transport.answered
-                if name == "on":
-                    writer.flush()  # the writer's work for this block is in this block's time
-                if block:  # the first block warms up
-                    times[name].append(1e6 * (time.process_time() - started) / per_block)
-        ratio = statistics.median(off / on for on, off in zip(times["on"], times["off"], strict=True))
-        return {"on": statistics.median(times["on"]), "off": statistics.median(times["off"]), "ratio": ratio}
+            sides[name] = connected(HttpToolsProtocol, config, loop)
+
+        def flush(name: str) -> None:
+            if name == "on":
+                writer.flush()  # the writer's work for this block is in this block's time
+
+        return await on_and_off(sides, blocks, per_block, time.process_time, flush)
 
     try:
         return asyncio.run(run())

@@ -29,6 +29,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,12 +114,50 @@ class _Transport(asyncio.Transport):
         pass
 
 
+def connected(protocol_class: Any, config: Any, loop: asyncio.AbstractEventLoop) -> tuple[Any, _Transport]:
+    """A server protocol (uvicorn's, or a subclass) of ``config``'s app, connected to a ``_Transport``."""
+    from uvicorn.server import ServerState
+
+    config.load()
+    protocol = protocol_class(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+    transport = _Transport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+async def on_and_off(
+    sides: dict[str, tuple[Any, _Transport]],
+    blocks: int,
+    per_block: int,
+    clock: Callable[[], float],
+    after_block: Callable[[str], object] = lambda name: None,
+) -> dict[str, float]:
+    """``REQUEST`` fed to the "on" and "off" sides in blocks of ``per_block``, their order alternating
+    from one block to the next (the first block warms up): microseconds per request by ``clock``,
+    medians of the blocks, and the median of the blocks' ratios off / on. ``after_block(name)`` runs
+    within each block's time."""
+    loop = asyncio.get_running_loop()
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for block in range(blocks + 1):
+        for name in sides if block % 2 == 0 else list(sides)[::-1]:
+            protocol, transport = sides[name]
+            started = clock()
+            for _ in range(per_block):
+                transport.answered = loop.create_future()
+                protocol.data_received(REQUEST)
+                await transport.answered
+            after_block(name)
+            if block:
+                times[name].append(1e6 * (clock() - started) / per_block)
+    ratio = statistics.median(off / on for on, off in zip(times["on"], times["off"], strict=True))
+    return {"on": statistics.median(times["on"]), "off": statistics.median(times["off"]), "ratio": ratio}
+
+
 def in_process(blocks: int, per_block: int) -> dict[str, float]:
     """Microseconds per request with the limits on and off, served in this process (medians of the
     blocks), and the median of the blocks' throughput ratios (each pair of blocks back to back)."""
     import uvicorn
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    from uvicorn.server import ServerState
 
     from service.main import create_app
     from service.server_protocol import ConnectionGuard, GuardedHttpToolsProtocol, install_guard
@@ -135,24 +174,8 @@ def in_process(blocks: int, per_block: int) -> dict[str, float]:
             settings = Settings(_env_file=None, **options)
             install_guard(ConnectionGuard.from_settings(settings))
             config = uvicorn.Config(create_app(settings), log_level="warning", server_header=False)
-            config.load()
-            served = protocol_class(config=config, server_state=ServerState(), app_state={}, _loop=loop)
-            transport = _Transport()
-            served.connection_made(transport)
-            sides[name] = served, transport
-        times: dict[str, list[float]] = {name: [] for name in sides}
-        for block in range(blocks + 1):
-            for name in sides if block % 2 == 0 else list(sides)[::-1]:
-                protocol, transport = sides[name]
-                started = time.perf_counter()
-                for _ in range(per_block):
-                    transport.answered = loop.create_future()
-                    protocol.data_received(REQUEST)
-                    await transport.answered
-                if block:  # the first block warms up
-                    times[name].append(1e6 * (time.perf_counter() - started) / per_block)
-        ratio = statistics.median(off / on for on, off in zip(times["on"], times["off"], strict=True))
-        return {"on": statistics.median(times["on"]), "off": statistics.median(times["off"]), "ratio": ratio}
+            sides[name] = connected(protocol_class, config, loop)
+        return await on_and_off(sides, blocks, per_block, time.perf_counter)
 
     return asyncio.run(run())
 
